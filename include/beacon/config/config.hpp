@@ -1,0 +1,88 @@
+// Daemon configuration: the TOML file model, parsed with toml++.
+//
+// Every error carries file:line:column (PKT-07/PKT-08 validation lives here:
+// zero intervals and multiplier 0 are rejected). Runs on the ops side only
+// (start-up, reload, --check-config); never on the engine loop.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/ip/address.hpp>
+
+#include "beacon/core/session.hpp"
+#include "beacon/core/time.hpp"
+
+namespace beacon::config {
+
+struct ConfigError {
+  std::string file;
+  int line = 0;    // 1-based; 0 when unknown
+  int column = 0;  // 1-based; 0 when unknown
+  std::string message;
+  // "file:line:column: message"
+  std::string format() const;
+};
+
+struct DaemonConfig {
+  std::string control_socket = "/run/bfd-beacon/control.sock";
+  core::Hold shutdown_signal = core::Hold::Down;  // "down" | "admin-down"
+  std::string log_level = "info";                 // spdlog level name
+};
+
+struct BfdDefaults {
+  core::SessionParams params{};        // desired_min_tx, required_min_rx, detect_multiplier
+  std::uint8_t multihop_min_ttl = 254;  // RFC 5883 / MH-05 (GTSM style)
+  std::uint32_t passive_create_per_second = 100;  // accept-rule creation rate limit
+};
+
+struct SessionSpec {
+  boost::asio::ip::address peer;          // link-local: scope id resolved from interface
+  std::optional<boost::asio::ip::address> local;
+  std::string interface;                  // empty: any
+  bool multihop = false;
+  bool passive = false;
+  std::string group = "default";
+  core::SessionParams params{};           // defaults from [bfd] already applied
+  std::uint8_t min_ttl = 255;             // 255 for single hop; multihop default from [bfd]
+  int line = 0, column = 0;               // where the [[session]] table starts
+};
+
+struct AcceptSpec {
+  boost::asio::ip::address prefix;
+  unsigned prefix_len = 0;
+  std::string group = "default";
+  std::uint32_t max_sessions = 64;
+  bool multihop = false;
+  std::string interface;                  // empty: any
+  core::SessionParams params{};           // passive = true
+  std::uint8_t min_ttl = 255;
+  int line = 0, column = 0;
+
+  bool contains(const boost::asio::ip::address& a) const;
+};
+
+struct Config {
+  std::string source;  // file name used in errors
+  DaemonConfig daemon;
+  BfdDefaults bfd;
+  std::vector<SessionSpec> sessions;
+  std::vector<AcceptSpec> accepts;
+};
+
+struct LoadResult {
+  std::optional<Config> config;  // set only when errors is empty
+  std::vector<ConfigError> errors;
+};
+
+// Parses a duration with a mandatory unit: "50ms", "300us", "1s", "1.5s".
+// Returns nullopt on a bad value.
+std::optional<core::Duration> parse_duration(std::string_view text);
+
+LoadResult load_file(const std::string& path);
+LoadResult load_string(std::string_view text, std::string_view source_name);
+
+}  // namespace beacon::config

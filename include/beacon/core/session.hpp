@@ -1,0 +1,155 @@
+// One BFD session: the RFC 5880 state machine, timers and Poll/Final logic.
+//
+// Pure: no I/O, no clock, no allocation after construction. The engine calls
+// receive()/expire()/set_hold()/set_params() with `now`, carries out the
+// returned Effects (send the packet, log/report the change) and re-arms its
+// scheduler entry at next_deadline(). Everything RFC 5880 says about a single
+// session lives here; demultiplexing (which session a packet belongs to) and
+// packet-only validation (wire::decode) live elsewhere.
+//
+// Out of scope by design: Echo and local Demand mode. We advertise Required
+// Min Echo RX = 0 and never set D; a peer in Demand mode is handled (DE-03).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "beacon/core/time.hpp"
+#include "beacon/core/wire.hpp"
+
+namespace beacon::core {
+
+// Local policy that pins the session below Up (RFC 5880 §6.8.16, SM-22).
+//  Down:      state Down with the given diag; keep sending Down and never
+//             advance to Init/Up while held (local policy the RFC permits).
+//  AdminDown: state AdminDown (diag 7 by default), §6.8.16.
+enum class Hold : std::uint8_t { None, Down, AdminDown };
+
+std::string_view hold_name(Hold h);  // "none", "down", "admin-down"
+
+struct SessionParams {
+  Duration desired_min_tx{50'000};  // bfd.DesiredMinTxInterval once Up
+  Duration required_min_rx{50'000};  // bfd.RequiredMinRxInterval
+  std::uint8_t detect_mult = 3;      // bfd.DetectMult, never 0
+  bool passive = false;              // §6.1: send nothing until the peer speaks
+};
+
+// One transition, for logs and clients (SM-25). `reason` is a static string.
+struct StateChange {
+  wire::State old_state = wire::State::Down;
+  wire::State new_state = wire::State::Down;
+  std::uint8_t local_diag = 0;
+  wire::State remote_state = wire::State::Down;
+  std::uint8_t remote_diag = 0;
+  std::string_view reason;  // e.g. "peer signalled Init", "detection time expired"
+};
+
+struct Effects {
+  wire::DropReason drop = wire::DropReason::None;  // receive(): §6.8.6 steps 10-12
+  std::optional<wire::ControlPacket> send;          // transmit now
+  std::optional<StateChange> change;
+};
+
+struct SessionCounters {
+  std::uint64_t rx_packets = 0;    // accepted by the session
+  std::uint64_t tx_packets = 0;    // every packet handed out in Effects::send
+  std::uint64_t rx_dropped = 0;    // dropped by the session (steps 10-12)
+  std::uint64_t state_changes = 0;
+  std::uint64_t up_count = 0;       // transitions into Up
+  std::uint64_t down_count = 0;     // transitions from Up to anything else
+  std::uint64_t polls_started = 0;
+  std::uint64_t finals_sent = 0;
+  std::uint64_t detect_timeouts = 0;
+};
+
+class Session {
+ public:
+  // `local_discr` must be nonzero and unique (DIS-01); `seed` feeds the jitter
+  // generator (tests inject it). SM-01 initial state.
+  Session(std::uint32_t local_discr, const SessionParams& params, TimePoint now,
+          std::uint64_t seed);
+
+  // A packet that passed wire::decode and demultiplexing (§6.8.6 steps 1-9).
+  // Applies steps 10-22. On drop, Effects::drop says why and nothing changed.
+  Effects receive(const wire::ControlPacket& pkt, TimePoint now);
+
+  // Call when now >= next_deadline(): periodic transmit, detection timeout
+  // (diag 1), remote-state expiry (DIS-05, TMR-17).
+  Effects expire(TimePoint now);
+
+  // Local hold (bfdctl set-state, health policy, shutdown). Takes effect at
+  // once and sends a packet if the state or diag changed (SM-21).
+  Effects set_hold(Hold hold, std::uint8_t diag, TimePoint now);
+
+  // New configured timers; changes while Up go through a Poll (TMR-05..10).
+  Effects set_params(const SessionParams& params, TimePoint now);
+
+  // The packet the session would send right now (shutdown bursts, tests).
+  // Does not change state or counters.
+  wire::ControlPacket current_packet() const;
+
+  // Earliest instant expire() has work; TimePoint::max() if none.
+  TimePoint next_deadline() const;
+
+  // --- read-only state for snapshots (RFC variable names) ---
+  std::uint32_t local_discr() const;
+  std::uint32_t remote_discr() const;
+  wire::State state() const;
+  wire::State remote_state() const;
+  std::uint8_t local_diag() const;
+  std::uint8_t remote_diag() const;
+  Hold hold() const;
+  const SessionParams& params() const;
+  bool remote_demand() const;
+  bool poll_active() const;
+  Duration tx_interval() const;        // TMR-01, before jitter; 0 if not sending
+  Duration detection_time() const;     // TMR-09; 0 until the peer is heard
+  Duration remote_min_rx() const;      // bfd.RemoteMinRxInterval
+  Duration remote_desired_min_tx() const;
+  std::uint8_t remote_detect_mult() const;
+  std::optional<TimePoint> last_rx() const;  // last accepted packet
+  TimePoint last_state_change() const;
+  const SessionCounters& counters() const;
+
+ private:
+  // All per-session state lives inline in this one flat object, so a later
+  // hand-over to a new process can serialise exactly this.
+  struct Vars {
+    // RFC 5880 §6.8.1 state variables
+    wire::State session_state = wire::State::Down;
+    wire::State remote_session_state = wire::State::Down;
+    std::uint32_t local_discr = 0;
+    std::uint32_t remote_discr = 0;
+    std::uint8_t local_diag = 0;
+    std::uint8_t remote_diag = 0;
+    Duration desired_min_tx{1'000'000};  // as advertised now
+    Duration required_min_rx{50'000};    // as advertised now
+    Duration remote_min_rx{1};
+    Duration remote_desired_min_tx{0};
+    std::uint8_t remote_detect_mult = 0;
+    bool remote_demand = false;
+    std::uint8_t detect_mult = 3;
+    // Poll/Final (§6.5, §6.8.3)
+    bool poll_active = false;
+    bool final_pending = false;
+    // Values that take effect when the current Poll completes (TMR-06/07).
+    Duration effective_tx{1'000'000};   // DesiredMinTx used for our tx rate
+    Duration effective_rx{50'000};      // RequiredMinRx used for detection
+    // Timers
+    TimePoint next_tx = TimePoint::max();
+    TimePoint detect_at = TimePoint::max();
+    TimePoint remote_expire_at = TimePoint::max();  // DIS-05 / TMR-17 / SM-02
+    std::optional<TimePoint> last_rx;
+    TimePoint last_change{};
+    Hold hold = Hold::None;
+    std::uint8_t hold_diag = 0;
+    std::uint64_t rng = 0;
+  };
+
+  Vars v_;
+  SessionParams params_;
+  SessionCounters counters_;
+};
+
+}  // namespace beacon::core

@@ -1,0 +1,118 @@
+// The engine loop: UDP transport, one scheduler for every session, and the
+// session table. Runs on its own thread (one boost::asio::io_context); the
+// only work it does is packets and timers.
+//
+// Thread model: every public method below is safe to call from any other
+// thread (the ops loop, main). They post to the engine loop and, where they
+// return a value, block the caller until the engine loop has answered. None
+// may be called from the engine thread itself.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <spdlog/logger.h>
+
+#include "beacon/config/config.hpp"
+#include "beacon/core/session.hpp"
+#include "beacon/core/time.hpp"
+#include "beacon/core/wire.hpp"
+
+namespace beacon::engine {
+
+// Thrown by Engine::open() for a failed bind, bad address, unknown interface.
+struct StartupError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Who asked for a hold. The effective hold of a session is the strongest over
+// all sources (AdminDown > Down > None); each source keeps its own rules.
+enum class HoldSource : std::uint8_t { Admin = 0, Health = 1, Shutdown = 2, Count };
+
+struct Selector {
+  enum class Kind : std::uint8_t { All, Peer, Group } kind = Kind::All;
+  std::string value;  // peer address text or group name
+};
+
+struct SessionSnapshot {
+  std::string peer;       // "198.18.0.1" or "fe80::1%veth0"
+  std::string local;      // local address in use ("" if not yet known)
+  std::string interface;  // "" if unbound
+  std::string group;
+  bool multihop = false;
+  bool passive = false;
+  bool dynamic = false;   // created by an [[accept]] rule
+  std::uint16_t source_port = 0;
+  core::wire::State state = core::wire::State::Down;
+  core::wire::State remote_state = core::wire::State::Down;
+  std::uint8_t local_diag = 0;
+  std::uint8_t remote_diag = 0;
+  std::uint32_t local_discr = 0;
+  std::uint32_t remote_discr = 0;
+  core::Hold hold = core::Hold::None;
+  HoldSource hold_source = HoldSource::Admin;  // meaningful when hold != None
+  core::SessionParams params{};
+  core::Duration tx_interval{0};
+  core::Duration detection_time{0};
+  core::Duration remote_min_rx{0};
+  core::Duration remote_desired_min_tx{0};
+  std::uint8_t remote_detect_mult = 0;
+  core::SessionCounters counters{};
+  core::Duration since_change{0};
+};
+
+struct EngineStats {
+  std::array<std::uint64_t, core::wire::kDropReasonCount> drops{};
+  std::uint64_t rx_datagrams = 0;
+  std::uint64_t tx_packets = 0;
+  std::uint64_t tx_errors = 0;
+  std::uint64_t sessions = 0;
+  std::uint64_t timer_fires = 0;
+  core::Duration timer_lateness_max{0};   // worst (fire time - deadline)
+  core::Duration timer_lateness_total{0};  // sum, for a mean
+};
+
+struct HoldResult {
+  std::size_t matched = 0;  // sessions the selector matched now
+  std::string error;        // non-empty: refused (e.g. unknown peer or group)
+};
+
+class Engine {
+ public:
+  Engine(const config::Config& cfg, std::shared_ptr<spdlog::logger> log);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Opens sockets and creates configured sessions. Throws StartupError with a
+  // message naming the address/interface/port at fault. Call once, before run().
+  void open();
+  // Starts the engine thread.
+  void run();
+
+  std::vector<SessionSnapshot> sessions();
+  EngineStats stats();
+  // Holds apply to matching sessions now and to sessions created later
+  // (passive sessions re-created after a peer restart come back held).
+  // Hold::None releases this source's rule for the selector.
+  HoldResult set_hold(HoldSource source, const Selector& sel, core::Hold hold,
+                      std::uint8_t diag);
+
+  // Graceful stop: every Up session sends `signal` (Down diag 5... or
+  // AdminDown diag 7) for at least 3 packets or until the peer acknowledges,
+  // at most ~1 s in total; then the loop stops. Blocks until done.
+  void shutdown(core::Hold signal);
+  // Stops the loop at once and joins the thread.
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace beacon::engine
