@@ -20,6 +20,20 @@ inline constexpr std::size_t kMaxPacketLength = 24 + 28;  // SHA1 is the largest
 inline constexpr std::uint16_t kSingleHopPort = 3784;
 inline constexpr std::uint16_t kMultiHopPort = 4784;
 
+// Offsets of the authentication section (§4.2-4.4), from the start of the
+// packet. The auth layer hashes the encoded bytes with the key written at
+// kAuthDigestOffset (§6.7.3, §6.7.4).
+inline constexpr std::size_t kAuthOffset = 24;          // Auth Type, then Auth Len
+inline constexpr std::size_t kAuthKeyIdOffset = 26;     // every auth type
+inline constexpr std::size_t kAuthPasswordOffset = 27;  // Simple Password
+inline constexpr std::size_t kAuthReservedOffset = 27;  // MD5/SHA1: sent 0, ignored (PKT-10)
+inline constexpr std::size_t kAuthSequenceOffset = 28;  // MD5/SHA1
+inline constexpr std::size_t kAuthDigestOffset = 32;    // MD5 digest (16) / SHA1 hash (20)
+inline constexpr std::uint8_t kMd5AuthLen = 24;
+inline constexpr std::uint8_t kSha1AuthLen = 28;
+inline constexpr std::uint8_t kMinPasswordAuthLen = 4;   // 1-byte password
+inline constexpr std::uint8_t kMaxPasswordAuthLen = 19;  // 16-byte password
+
 enum class State : std::uint8_t { AdminDown = 0, Down = 1, Init = 2, Up = 3 };
 
 enum class Diag : std::uint8_t {
@@ -110,6 +124,12 @@ inline constexpr std::size_t kDropReasonCount = static_cast<std::size_t>(DropRea
 std::string_view drop_reason_name(DropReason r);
 std::string_view state_name(State s);  // "AdminDown", "Down", "Init", "Up"
 std::string_view diag_name(std::uint8_t diag);  // "none", "path-down", ...; "diag-N" if unknown
+std::string_view auth_type_name(AuthType t);    // "none", "keyed-sha1", ...; "auth-type-unknown"
+
+// Auth Len that encode() writes for `a`: password_len + 3 (password_len
+// clamped to 1..16) for Simple Password, 24 for MD5 types, 28 for SHA1 types,
+// 2 for a type outside 1..5 (a section decode() rejects with BadAuthLayout).
+std::uint8_t auth_len_for(const AuthSection& a);
 
 // Decodes `datagram` (the whole UDP payload) into `out`. Returns None on
 // success. Never reads outside the span. Trailing bytes past Length are
