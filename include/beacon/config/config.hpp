@@ -5,13 +5,12 @@
 // (start-up, reload, --check-config); never on the engine loop.
 #pragma once
 
+#include <boost/asio/ip/address.hpp>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <boost/asio/ip/address.hpp>
 
 #include "beacon/core/session.hpp"
 #include "beacon/core/time.hpp"
@@ -34,21 +33,21 @@ struct DaemonConfig {
 };
 
 struct BfdDefaults {
-  core::SessionParams params{};        // desired_min_tx, required_min_rx, detect_multiplier
+  core::SessionParams params{};         // desired_min_tx, required_min_rx, detect_multiplier
   std::uint8_t multihop_min_ttl = 254;  // RFC 5883 / MH-05 (GTSM style)
   std::uint32_t passive_create_per_second = 100;  // accept-rule creation rate limit
 };
 
 struct SessionSpec {
-  boost::asio::ip::address peer;          // link-local: scope id resolved from interface
+  boost::asio::ip::address peer;  // link-local: scope id resolved from interface
   std::optional<boost::asio::ip::address> local;
-  std::string interface;                  // empty: any
+  std::string interface;  // empty: any
   bool multihop = false;
   bool passive = false;
   std::string group = "default";
-  core::SessionParams params{};           // defaults from [bfd] already applied
-  std::uint8_t min_ttl = 255;             // 255 for single hop; multihop default from [bfd]
-  int line = 0, column = 0;               // where the [[session]] table starts
+  core::SessionParams params{};  // defaults from [bfd] already applied
+  std::uint8_t min_ttl = 255;    // 255 for single hop; multihop default from [bfd]
+  int line = 0, column = 0;      // where the [[session]] table starts
 };
 
 struct AcceptSpec {
@@ -57,11 +56,13 @@ struct AcceptSpec {
   std::string group = "default";
   std::uint32_t max_sessions = 64;
   bool multihop = false;
-  std::string interface;                  // empty: any
-  core::SessionParams params{};           // passive = true
+  std::string interface;         // empty: any
+  core::SessionParams params{};  // passive = true
   std::uint8_t min_ttl = 255;
   int line = 0, column = 0;
 
+  // True if `a` lies inside prefix/prefix_len (scope ids ignored; an
+  // IPv4-mapped IPv6 address matches an IPv4 rule). Never throws.
   bool contains(const boost::asio::ip::address& a) const;
 };
 
@@ -82,7 +83,11 @@ struct LoadResult {
 // Returns nullopt on a bad value.
 std::optional<core::Duration> parse_duration(std::string_view text);
 
+// Neither throws: syntax errors, bad values, unknown keys and I/O failures all
+// come back in LoadResult::errors, sorted by position. A missing file gives
+// "path: cannot open: <strerror>" (line and column 0). Ops loop only.
 LoadResult load_file(const std::string& path);
+// `source_name` is used as ConfigError::file and Config::source.
 LoadResult load_string(std::string_view text, std::string_view source_name);
 
 }  // namespace beacon::config

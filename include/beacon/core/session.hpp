@@ -11,6 +11,7 @@
 // Min Echo RX = 0 and never set D; a peer in Demand mode is handled (DE-03).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -29,7 +30,7 @@ enum class Hold : std::uint8_t { None, Down, AdminDown };
 std::string_view hold_name(Hold h);  // "none", "down", "admin-down"
 
 struct SessionParams {
-  Duration desired_min_tx{50'000};  // bfd.DesiredMinTxInterval once Up
+  Duration desired_min_tx{50'000};   // bfd.DesiredMinTxInterval once Up
   Duration required_min_rx{50'000};  // bfd.RequiredMinRxInterval
   std::uint8_t detect_mult = 3;      // bfd.DetectMult, never 0
   bool passive = false;              // §6.1: send nothing until the peer speaks
@@ -47,17 +48,35 @@ struct StateChange {
 
 struct Effects {
   wire::DropReason drop = wire::DropReason::None;  // receive(): §6.8.6 steps 10-12
-  std::optional<wire::ControlPacket> send;          // transmit now
+  std::optional<wire::ControlPacket> send;         // transmit now
   std::optional<StateChange> change;
+  // `send` also fills the periodic transmit slot (the schedule advanced). False
+  // for packets sent outside the schedule (SM-21 state change, TMR-12 Final).
+  bool periodic = false;
 };
 
+// The §6.2 / §6.8.6 state machine as a table (SM-03..SM-20). Exposed so a test
+// can walk every (state, event) pair. Local policy (Hold) is applied on top:
+// a session held Down never takes a row leading to Init or Up (SM-22).
+enum class FsmEvent : std::uint8_t { RxAdminDown, RxDown, RxInit, RxUp, DetectionTimeout };
+inline constexpr std::size_t kFsmEventCount = 5;
+
+struct FsmTransition {
+  wire::State next = wire::State::Down;
+  int diag = -1;            // new bfd.LocalDiag, or -1: unchanged (SM-24)
+  std::string_view reason;  // static; empty when the state does not change
+  std::string_view rfc;     // RFC 5880 section and checklist ID
+};
+
+FsmTransition fsm_transition(wire::State state, FsmEvent event);
+
 struct SessionCounters {
-  std::uint64_t rx_packets = 0;    // accepted by the session
-  std::uint64_t tx_packets = 0;    // every packet handed out in Effects::send
-  std::uint64_t rx_dropped = 0;    // dropped by the session (steps 10-12)
+  std::uint64_t rx_packets = 0;  // accepted by the session
+  std::uint64_t tx_packets = 0;  // every packet handed out in Effects::send
+  std::uint64_t rx_dropped = 0;  // dropped by the session (steps 10-12)
   std::uint64_t state_changes = 0;
-  std::uint64_t up_count = 0;       // transitions into Up
-  std::uint64_t down_count = 0;     // transitions from Up to anything else
+  std::uint64_t up_count = 0;    // transitions into Up
+  std::uint64_t down_count = 0;  // transitions from Up to anything else
   std::uint64_t polls_started = 0;
   std::uint64_t finals_sent = 0;
   std::uint64_t detect_timeouts = 0;
@@ -103,14 +122,20 @@ class Session {
   const SessionParams& params() const;
   bool remote_demand() const;
   bool poll_active() const;
-  Duration tx_interval() const;        // TMR-01, before jitter; 0 if not sending
-  Duration detection_time() const;     // TMR-09; 0 until the peer is heard
-  Duration remote_min_rx() const;      // bfd.RemoteMinRxInterval
+  Duration tx_interval() const;     // TMR-01, before jitter; 0 if not sending
+  Duration detection_time() const;  // TMR-09; 0 until the peer is heard
+  Duration remote_min_rx() const;   // bfd.RemoteMinRxInterval
   Duration remote_desired_min_tx() const;
   std::uint8_t remote_detect_mult() const;
   std::optional<TimePoint> last_rx() const;  // last accepted packet
   TimePoint last_state_change() const;
   const SessionCounters& counters() const;
+  // Timer values in use (they differ from the advertised ones in
+  // current_packet() only while a Poll defers them, TMR-06/07).
+  Duration effective_desired_min_tx() const;
+  Duration effective_required_min_rx() const;
+  // A parameter change waits for the running Poll to finish (TMR-14).
+  bool poll_queued() const;
 
  private:
   // All per-session state lives inline in this one flat object, so a later
@@ -129,23 +154,45 @@ class Session {
     Duration remote_desired_min_tx{0};
     std::uint8_t remote_detect_mult = 0;
     bool remote_demand = false;
-    std::uint8_t detect_mult = 3;
+    bool remote_known = false;  // heard within the last detection time (DIS-05)
     // Poll/Final (§6.5, §6.8.3)
     bool poll_active = false;
-    bool final_pending = false;
-    // Values that take effect when the current Poll completes (TMR-06/07).
-    Duration effective_tx{1'000'000};   // DesiredMinTx used for our tx rate
-    Duration effective_rx{50'000};      // RequiredMinRx used for detection
+    bool poll_pending = false;  // new values advertised, P waits for TMR-14
+    // TMR-14: after a Poll ends, the next one waits for a packet without F so a
+    // late F for the old Poll cannot end the new one.
+    bool non_final_since_poll = true;
+    std::optional<TimePoint> last_poll_tx;       // last packet sent with P (TMR-14)
+    TimePoint poll_start_at = TimePoint::max();  // a queued Poll may start then
+    // Values in use; they lag the advertised ones while a Poll defers them
+    // (TMR-06/07) and equal them otherwise.
+    Duration effective_tx{1'000'000};
+    Duration effective_rx{50'000};
     // Timers
     TimePoint next_tx = TimePoint::max();
+    Duration sched_interval{0};  // interval next_tx was drawn for; 0 = idle
+    std::optional<TimePoint> last_periodic_tx;
     TimePoint detect_at = TimePoint::max();
     TimePoint remote_expire_at = TimePoint::max();  // DIS-05 / TMR-17 / SM-02
     std::optional<TimePoint> last_rx;
     TimePoint last_change{};
     Hold hold = Hold::None;
-    std::uint8_t hold_diag = 0;
-    std::uint64_t rng = 0;
+    std::uint64_t rng = 0;  // splitmix64 state for TMR-02/03 jitter
   };
+
+  bool can_send_any() const;
+  bool can_send_periodic() const;
+  bool remote_demand_active() const;
+  Duration periodic_interval() const;
+  Duration target_desired_min_tx() const;
+  Duration jittered(Duration interval);
+  wire::ControlPacket build_packet(bool final) const;
+  void enter_state(wire::State next, int diag, std::string_view reason, TimePoint now, Effects& fx);
+  bool run_fsm(FsmEvent event, TimePoint now, Effects& fx);
+  bool poll_guard_met(TimePoint now) const;
+  Duration poll_guard() const;
+  void sync_timers(TimePoint now);
+  void update_timers(TimePoint now);
+  void finish(Effects& fx, TimePoint now, bool immediate, bool final);
 
   Vars v_;
   SessionParams params_;

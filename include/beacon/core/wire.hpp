@@ -61,12 +61,14 @@ enum class AuthType : std::uint8_t {
 // of the given type are meaningful. Verification is done elsewhere.
 struct AuthSection {
   AuthType type = AuthType::None;
-  std::uint8_t len = 0;     // Auth Len as received / to send
+  std::uint8_t len = 0;  // Auth Len as received / to send
   std::uint8_t key_id = 0;
-  std::uint32_t sequence = 0;           // MD5/SHA1 types
+  std::uint32_t sequence = 0;             // MD5/SHA1 types
   std::array<std::uint8_t, 20> digest{};  // 16 bytes MD5, 20 bytes SHA1
   std::array<std::uint8_t, 16> password{};
-  std::uint8_t password_len = 0;        // Simple Password: 1..16
+  std::uint8_t password_len = 0;  // Simple Password: 1..16
+
+  friend bool operator==(const AuthSection&, const AuthSection&) = default;
 };
 
 // One BFD control packet, host byte order. Intervals are microseconds.
@@ -97,14 +99,17 @@ struct ControlPacket {
 enum class DropReason : std::uint8_t {
   None = 0,
   // decode(): §6.8.6 steps 1-6 and auth layout
-  TooShort,            // datagram shorter than 24 bytes, cannot read header
-  BadVersion,          // step 1
-  BadLength,           // step 2: Length < 24 (A=0) or < 26 (A=1)
+  TooShort,              // datagram shorter than 24 bytes, cannot read header. Checked
+                         // before step 1: such a datagram fails step 2 or 3 anyway, so
+                         // this only names the counter (it never changes the verdict).
+  BadVersion,            // step 1
+  BadLength,             // step 2: Length < 24 (A=0) or < 26 (A=1)
   LengthExceedsPayload,  // step 3
-  ZeroDetectMult,      // step 4
-  MultipointSet,       // step 5
-  ZeroMyDiscriminator,  // step 6
-  BadAuthLayout,       // PKT-32: Auth Len / type / Length inconsistent
+  ZeroDetectMult,        // step 4
+  MultipointSet,         // step 5
+  ZeroMyDiscriminator,   // step 6
+  BadAuthLayout,         // PKT-32: Auth Len / type / Length inconsistent; also an
+                         // Auth Type outside 1..5 (no session could accept it)
   // demux / session
   UnknownYourDiscriminator,  // step 7
   ZeroYourDiscInitUp,        // step 8
@@ -122,7 +127,7 @@ inline constexpr std::size_t kDropReasonCount = static_cast<std::size_t>(DropRea
 
 // Stable snake_case name for logs, metrics and bfdctl ("bad_version", ...).
 std::string_view drop_reason_name(DropReason r);
-std::string_view state_name(State s);  // "AdminDown", "Down", "Init", "Up"
+std::string_view state_name(State s);           // "AdminDown", "Down", "Init", "Up"
 std::string_view diag_name(std::uint8_t diag);  // "none", "path-down", ...; "diag-N" if unknown
 std::string_view auth_type_name(AuthType t);    // "none", "keyed-sha1", ...; "auth-type-unknown"
 
@@ -132,12 +137,20 @@ std::string_view auth_type_name(AuthType t);    // "none", "keyed-sha1", ...; "a
 std::uint8_t auth_len_for(const AuthSection& a);
 
 // Decodes `datagram` (the whole UDP payload) into `out`. Returns None on
-// success. Never reads outside the span. Trailing bytes past Length are
-// ignored (PKT-31).
+// success; on failure `out` is left untouched. Never reads outside the span.
+// Trailing bytes past Length are ignored (PKT-31); a Length larger than 24 +
+// Auth Len is accepted and kept in `out.length`. Unknown Diag, C, D and
+// Desired Min TX 0 are accepted (PKT-33). The MD5/SHA1 Reserved byte is
+// ignored (PKT-10). Auth Len must be exact for its type: 4..19 (password),
+// 24 (MD5), 28 (SHA1), and 24 + Auth Len <= Length (PKT-32).
 DropReason decode(std::span<const std::uint8_t> datagram, ControlPacket& out);
 
 // Serializes `p` into `out` (which must hold at least kMaxPacketLength bytes),
-// computing Length from the auth section. Returns the number of bytes written.
+// computing Length and Auth Len from the auth section (auth_len_for();
+// p.length and p.auth.len are not used). Returns the number of bytes written,
+// or 0 if `out` is too small. Writes the flags it is given, M included: the
+// session never sets M (PKT-02), but encode() does not enforce it so tests can
+// build invalid packets. The MD5/SHA1 Reserved byte is written as 0 (PKT-10).
 // The digest field is written as stored in p.auth.digest (the auth layer fills
 // it in before/after as RFC 5880 §6.7 requires).
 std::size_t encode(const ControlPacket& p, std::span<std::uint8_t> out);

@@ -75,6 +75,9 @@ struct EngineStats {
   std::uint64_t timer_fires = 0;
   core::Duration timer_lateness_max{0};   // worst (fire time - deadline)
   core::Duration timer_lateness_total{0};  // sum, for a mean
+  std::uint64_t rx_errors = 0;        // recvmmsg failures other than EAGAIN
+  std::uint64_t passive_created = 0;  // sessions created by [[accept]] rules
+  std::uint64_t passive_removed = 0;  // dynamic sessions removed after going silent
 };
 
 struct HoldResult {

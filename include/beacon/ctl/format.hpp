@@ -1,0 +1,25 @@
+// Human-readable output of bfdctl, from the daemon's JSON responses. Pure;
+// tolerant of missing fields (prints "-") so an older or newer daemon never
+// crashes the client.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace beacon::ctl {
+
+// "-" for 0, "300us", "50ms", "1s", "1.5s".
+std::string format_interval_us(std::int64_t us);
+// Time since an event: "850ms", "42s", "3m07s", "2h05m", "3d04h".
+std::string format_age_ms(std::int64_t ms);
+
+// Table with a header row: PEER LOCAL IFACE GROUP STATE REMOTE DIAG LDISC
+// RDISC TX RX/DETECT HOLD SINCE. `sessions` is the daemon's array.
+std::string format_sessions_table(const nlohmann::json& sessions);
+// "key: value" lines; drop reasons listed only when nonzero.
+std::string format_stats(const nlohmann::json& stats);
+// "N sessions set to down (diag 5)" / "N sessions set to up".
+std::string format_set_state(const nlohmann::json& response);
+
+}  // namespace beacon::ctl

@@ -1,0 +1,167 @@
+// bfd-beacon: configuration, start-up order, signal handling and shutdown.
+//
+// Threads:
+//  - main (this code): blocks SIGTERM/SIGINT/SIGHUP before any other thread
+//    starts, so every thread inherits the mask; then waits for them with
+//    sigwait. No signal handler ever runs.
+//  - engine loop: started by Engine::run(); packets and timers only.
+//  - ops loop: one io_context on its own thread serving the control socket.
+//    It calls into the engine through EngineBackend (blocking posts).
+#include "beacon/app/daemon.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <csignal>
+#include <cstring>
+#include <exception>
+#include <iostream>
+#include <memory>
+#include <thread>
+
+#include "beacon/config/config.hpp"
+#include "beacon/ctl/cli.hpp"
+#include "beacon/ctl/engine_backend.hpp"
+#include "beacon/ctl/protocol.hpp"
+#include "beacon/ctl/server.hpp"
+#include "beacon/engine/engine.hpp"
+
+namespace beacon::app {
+namespace {
+
+namespace asio = boost::asio;
+
+std::shared_ptr<spdlog::logger> make_logger(const std::string& level) {
+  auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  auto log = std::make_shared<spdlog::logger>("bfd-beacon", sink);
+  log->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+  log->set_level(spdlog::level::from_str(level == "warning" ? "warn" : level));
+  log->flush_on(spdlog::level::trace);  // a foreground daemon: lines must not sit in a buffer
+  spdlog::set_default_logger(log);
+  return log;
+}
+
+sigset_t stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+// Blocks until SIGTERM or SIGINT. SIGHUP (reload) is not implemented yet and
+// is only logged, so an operator's habit does not kill the daemon.
+int wait_for_stop(const sigset_t& set, spdlog::logger& log) {
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      log.warn("SIGHUP received: configuration reload is not supported yet; ignoring");
+      continue;
+    }
+    return sig;
+  }
+}
+
+int serve(const config::Config& cfg, const std::shared_ptr<spdlog::logger>& log) {
+  const sigset_t signals = stop_signals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  engine::Engine engine(cfg, log);
+  try {
+    engine.open();
+  } catch (const engine::StartupError& e) {
+    log->error("startup failed: {}", e.what());
+    return 1;
+  }
+
+  asio::io_context ops;
+  ctl::EngineBackend backend(engine);
+  ctl::Dispatcher dispatcher(backend);
+  ctl::Server server(ops, ctl::ServerOptions{cfg.daemon.control_socket}, dispatcher, log);
+  try {
+    server.start();
+  } catch (const ctl::ServerError& e) {
+    log->error("startup failed: {}", e.what());
+    return 1;
+  }
+
+  engine.run();
+  auto work = asio::make_work_guard(ops);
+  std::thread ops_thread([&ops, &log] {
+    try {
+      ops.run();
+    } catch (const std::exception& e) {
+      log->critical("ops loop failed: {}", e.what());
+    }
+  });
+  log->info("bfd-beacon {} running: {} configured sessions, {} accept rules, control socket {}",
+            BEACON_VERSION, cfg.sessions.size(), cfg.accepts.size(), cfg.daemon.control_socket);
+
+  int sig = wait_for_stop(signals, *log);
+  log->info("received {}, shutting down (signal to peers: {})", strsignal(sig),
+            cfg.daemon.shutdown_signal == core::Hold::AdminDown ? "admin-down" : "down");
+  asio::post(ops, [&] {
+    server.stop();
+    ops.stop();
+  });
+  ops_thread.join();
+  engine.shutdown(cfg.daemon.shutdown_signal);
+  log->info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int run_daemon(const std::vector<std::string>& args) {
+  ctl::DaemonParse parsed = ctl::parse_daemon_args(args);
+  if (!parsed.args) {
+    std::cerr << "bfd-beacon: " << parsed.error << "\n\n" << ctl::daemon_usage();
+    return 2;
+  }
+  const ctl::DaemonArgs& a = *parsed.args;
+  if (a.help) {
+    std::cout << ctl::daemon_usage();
+    return 0;
+  }
+  if (a.version) {
+    std::cout << "bfd-beacon " << BEACON_VERSION << "\n";
+    return 0;
+  }
+
+  config::LoadResult loaded = config::load_file(a.config);
+  for (const auto& e : loaded.errors) std::cerr << e.format() << "\n";
+  if (!loaded.errors.empty() || !loaded.config) {
+    if (loaded.errors.empty()) std::cerr << a.config << ": configuration could not be loaded\n";
+    if (!a.check_config) std::cerr << "bfd-beacon: not starting: invalid configuration\n";
+    return 1;
+  }
+  const config::Config& cfg = *loaded.config;
+  if (a.check_config) {
+    std::cout << a.config << ": configuration OK (" << cfg.sessions.size() << " sessions, "
+              << cfg.accepts.size() << " accept rules)\n";
+    return 0;
+  }
+
+  std::string level = a.log_level.value_or(cfg.daemon.log_level);
+  if (!ctl::valid_log_level(level)) {
+    std::cerr << "bfd-beacon: invalid log level '" << level << "'\n";
+    return 1;
+  }
+  auto log = make_logger(level);
+  try {
+    return serve(cfg, log);
+  } catch (const std::exception& e) {
+    log->critical("fatal: {}", e.what());
+    return 1;
+  }
+}
+
+}  // namespace beacon::app

@@ -1,0 +1,21 @@
+// Private: one loader per top-level section of the config file. Each appends
+// what it reads to `config` and every problem to `diag`; none throws.
+#pragma once
+
+#include "config_impl.hpp"
+
+namespace beacon::config::detail {
+
+void load_daemon(const toml::table& table, Config& config, Diagnostics& diag);
+// [bfd]: defaults for every session and accept rule.
+void load_bfd(const toml::table& table, Config& config, Diagnostics& diag);
+// [[session]]: needs config.bfd loaded first.
+void load_sessions(const toml::array& sessions, Config& config, Diagnostics& diag);
+// [[accept]]: needs config.bfd loaded first.
+void load_accepts(const toml::array& accepts, Config& config, Diagnostics& diag);
+
+// desired_min_tx / required_min_rx / detect_multiplier, shared by [bfd],
+// [[session]] and [[accept]]; present keys override `params`.
+void read_timers(TableReader& reader, core::SessionParams& params);
+
+}  // namespace beacon::config::detail

@@ -1,0 +1,64 @@
+// [daemon] and [bfd], plus the timer keys every section shares.
+#include <array>
+
+#include "config_sections.hpp"
+
+namespace beacon::config::detail {
+
+void read_timers(TableReader& reader, core::SessionParams& params) {
+  // PKT-07: bfd.DesiredMinTxInterval is never 0 (RFC 5880 §6.8.1).
+  if (auto v = reader.get_interval("desired_min_tx",
+                                   "RFC 5880 forbids a zero Desired Min TX interval")) {
+    params.desired_min_tx = *v;
+  }
+  // Required Min RX 0 would tell the peer to send nothing at all, so the
+  // session could never detect a failure: reject it rather than warn.
+  if (auto v = reader.get_interval(
+          "required_min_rx", "0 asks the peer to stop sending, which disables failure detection")) {
+    params.required_min_rx = *v;
+  }
+  // PKT-08: bfd.DetectMult is never 0.
+  if (auto v = reader.get_int("detect_multiplier", 1, 255)) {
+    params.detect_mult = static_cast<std::uint8_t>(*v);
+  }
+}
+
+void load_daemon(const toml::table& table, Config& config, Diagnostics& diag) {
+  TableReader r(table, "daemon", diag);
+  DaemonConfig& d = config.daemon;
+  if (auto path = r.get_string("control_socket")) {
+    // sun_path holds 108 bytes including the terminating NUL.
+    if (path->empty() || path->size() > 107 || path->find('\0') != std::string::npos) {
+      diag.error(position_of(*r.find("control_socket")),
+                 "daemon.control_socket: must be a non-empty path of at most 107 bytes "
+                 "(the limit of a UNIX socket address)");
+    } else {
+      d.control_socket = *path;
+    }
+  }
+  static constexpr std::array<std::string_view, 2> kSignals = {"down", "admin-down"};
+  if (auto s = r.get_enum("shutdown_signal", kSignals)) {
+    d.shutdown_signal = *s == "down" ? core::Hold::Down : core::Hold::AdminDown;
+  }
+  static constexpr std::array<std::string_view, 5> kLevels = {"trace", "debug", "info", "warn",
+                                                              "error"};
+  if (auto level = r.get_enum("log_level", kLevels)) d.log_level = *level;
+  r.report_unknown();
+}
+
+void load_bfd(const toml::table& table, Config& config, Diagnostics& diag) {
+  TableReader r(table, "bfd", diag);
+  BfdDefaults& b = config.bfd;
+  read_timers(r, b.params);
+  // MH-05: minimum received TTL on multihop sessions (GTSM style, RFC 5082).
+  if (auto ttl = r.get_int("multihop_min_ttl", 1, 255)) {
+    b.multihop_min_ttl = static_cast<std::uint8_t>(*ttl);
+  }
+  // Zero would make every [[accept]] rule dead; omit [[accept]] instead.
+  if (auto rate = r.get_int("passive_create_per_second", 1, 1'000'000)) {
+    b.passive_create_per_second = static_cast<std::uint32_t>(*rate);
+  }
+  r.report_unknown();
+}
+
+}  // namespace beacon::config::detail

@@ -1,0 +1,524 @@
+// RFC 5880 session: state machine (§6.2, §6.8.6), timers (§6.8.2-6.8.4,
+// §6.8.7), Poll/Final (§6.5, §6.8.3). See session.hpp for the contract.
+//
+// Every public entry point ends in finish(), which (1) starts or queues a Poll
+// when the advertised timers must change (TMR-05, TMR-14), (2) recomputes the
+// detection deadline (TMR-09) and the periodic schedule (TMR-01, TMR-08), and
+// (3) builds the one packet this call sends, if any: an immediate one for a
+// state/diag/hold change (SM-21) or a Final (TMR-12), or the periodic one when
+// its slot is due. One packet can serve all three purposes.
+#include "beacon/core/session.hpp"
+
+#include <algorithm>
+#include <array>
+
+namespace beacon::core {
+
+namespace {
+
+using wire::State;
+
+constexpr std::uint8_t kDiagDetectExpired = 1;         // §4.1 diag 1
+constexpr std::uint8_t kDiagNeighborSignaledDown = 3;  // §4.1 diag 3
+constexpr std::uint8_t kDiagAdminDown = 7;             // §4.1 diag 7
+
+constexpr std::size_t idx(State s) {
+  return static_cast<std::size_t>(s);
+}
+
+// Rows indexed by local state (AdminDown, Down, Init, Up), columns by event
+// (RxAdminDown, RxDown, RxInit, RxUp, DetectionTimeout). Straight from the
+// §6.8.6 step 19 pseudo-code and §6.8.4.
+using Row = std::array<FsmTransition, kFsmEventCount>;
+constexpr std::array<Row, 4> kFsm{{
+    // AdminDown: §6.8.6 step 18 discards every packet before the state machine
+    // (SM-20); no detection timer runs (§6.8.4 only covers Init/Up).
+    {{
+        {State::AdminDown, -1, {}, "6.8.6 step 18, SM-20"},
+        {State::AdminDown, -1, {}, "6.8.6 step 18, SM-20"},
+        {State::AdminDown, -1, {}, "6.8.6 step 18, SM-20"},
+        {State::AdminDown, -1, {}, "6.8.6 step 18, SM-20"},
+        {State::AdminDown, -1, {}, "6.8.4, SM-20"},
+    }},
+    // Down
+    {{
+        {State::Down, -1, {}, "6.8.6, SM-03"},
+        {State::Init, -1, "peer signalled Down", "6.8.6, SM-04"},
+        {State::Up, -1, "peer signalled Init", "6.8.6, SM-05"},
+        {State::Down, -1, {}, "6.2 three-way handshake, SM-06"},
+        // Erratum 5205 (held) would set diag 1 here; we follow the RFC text.
+        {State::Down, -1, {}, "6.8.4, SM-07"},
+    }},
+    // Init
+    {{
+        {State::Down, kDiagNeighborSignaledDown, "peer signalled AdminDown", "6.8.6, SM-08"},
+        {State::Init, -1, {}, "6.8.6, SM-09"},
+        {State::Up, -1, "peer signalled Init", "6.8.6, SM-10"},
+        {State::Up, -1, "peer signalled Up", "6.8.6, SM-10"},
+        {State::Down, kDiagDetectExpired, "detection time expired", "6.8.4, SM-11"},
+    }},
+    // Up
+    {{
+        {State::Down, kDiagNeighborSignaledDown, "peer signalled AdminDown", "6.8.6, SM-12"},
+        {State::Down, kDiagNeighborSignaledDown, "peer signalled Down", "6.8.6, SM-13"},
+        {State::Up, -1, {}, "6.8.6, SM-14"},
+        {State::Up, -1, {}, "6.8.6, SM-14"},
+        {State::Down, kDiagDetectExpired, "detection time expired", "6.8.4, SM-15"},
+    }},
+}};
+
+FsmEvent event_for(State remote) {
+  switch (remote) {
+    case State::AdminDown:
+      return FsmEvent::RxAdminDown;
+    case State::Down:
+      return FsmEvent::RxDown;
+    case State::Init:
+      return FsmEvent::RxInit;
+    case State::Up:
+      return FsmEvent::RxUp;
+  }
+  return FsmEvent::RxDown;
+}
+
+// §6.8.6 steps 10-12. Sessions carry no bfd.AuthType yet (a later issue): the
+// auth layer plugs in here, with the session's configured type and keys.
+wire::DropReason check_auth(const wire::ControlPacket& pkt, wire::AuthType configured) {
+  if (pkt.auth_present && configured == wire::AuthType::None) {
+    return wire::DropReason::AuthPresentNotConfigured;  // step 10, PKT-21
+  }
+  if (!pkt.auth_present && configured != wire::AuthType::None) {
+    return wire::DropReason::AuthMissing;  // step 11, PKT-22
+  }
+  // step 12 (PKT-23): verify pkt.auth against the keys once auth exists.
+  return wire::DropReason::None;
+}
+
+std::uint32_t to_wire_us(Duration d) {
+  const auto us = std::clamp<std::int64_t>(d.count(), 0, 0xFFFF'FFFF);
+  return static_cast<std::uint32_t>(us);
+}
+
+SessionParams sanitized(SessionParams p) {
+  // Config validation rejects these; never let them reach the wire (PKT-07/08).
+  if (p.detect_mult == 0) p.detect_mult = 1;
+  p.desired_min_tx = std::max(p.desired_min_tx, Duration{1});
+  p.required_min_rx = std::max(p.required_min_rx, Duration{0});
+  return p;
+}
+
+}  // namespace
+
+std::string_view hold_name(Hold h) {
+  switch (h) {
+    case Hold::None:
+      return "none";
+    case Hold::Down:
+      return "down";
+    case Hold::AdminDown:
+      return "admin-down";
+  }
+  return "none";
+}
+
+FsmTransition fsm_transition(State state, FsmEvent event) {
+  return kFsm[idx(state)][static_cast<std::size_t>(event)];
+}
+
+Session::Session(std::uint32_t local_discr, const SessionParams& params, TimePoint now,
+                 std::uint64_t seed)
+    : params_(sanitized(params)) {
+  // SM-01: Down/Down, diag 0, RemoteDiscr 0, RemoteMinRx 1 us, DesiredMinTx >= 1 s.
+  v_.local_discr = local_discr;
+  v_.rng = seed;
+  v_.desired_min_tx = target_desired_min_tx();
+  v_.required_min_rx = params_.required_min_rx;
+  v_.effective_tx = v_.desired_min_tx;
+  v_.effective_rx = v_.required_min_rx;
+  v_.last_change = now;
+  update_timers(now);  // an active session is due to send at once
+}
+
+// ---------------------------------------------------------------- entry points
+
+Effects Session::receive(const wire::ControlPacket& pkt, TimePoint now) {
+  Effects fx;
+  // Steps 7 and 8 belong to the demultiplexer; defend against a wrong caller.
+  if (pkt.your_discriminator != 0 && pkt.your_discriminator != v_.local_discr) {
+    fx.drop = wire::DropReason::UnknownYourDiscriminator;  // step 7, PKT-18
+  } else if (pkt.your_discriminator == 0 && (pkt.state == State::Init || pkt.state == State::Up)) {
+    fx.drop = wire::DropReason::ZeroYourDiscInitUp;  // step 8, PKT-19
+  } else {
+    fx.drop = check_auth(pkt, wire::AuthType::None);  // steps 10-12
+  }
+  if (fx.drop != wire::DropReason::None) {
+    ++counters_.rx_dropped;  // PKT-11: no other side effect
+    return fx;
+  }
+  ++counters_.rx_packets;
+
+  // Step 13 (PKT-24, DIS-03): store the remote variables.
+  v_.remote_discr = pkt.my_discriminator;
+  v_.remote_session_state = pkt.state;
+  v_.remote_demand = pkt.demand;
+  v_.remote_min_rx = from_wire_us(pkt.required_min_rx_us);
+  v_.remote_desired_min_tx = from_wire_us(pkt.desired_min_tx_us);
+  v_.remote_detect_mult = pkt.detect_mult;
+  v_.remote_diag = pkt.diag;
+  v_.remote_known = true;
+  // Step 14: no Echo (we advertise Required Min Echo RX = 0).
+  // Step 15 (PKT-26): F ends our Poll; the deferred values apply (TMR-06/07).
+  if (pkt.final && v_.poll_active) {
+    v_.poll_active = false;
+    v_.effective_tx = v_.desired_min_tx;
+    v_.effective_rx = v_.required_min_rx;
+    v_.non_final_since_poll = false;
+  }
+  if (!pkt.final) v_.non_final_since_poll = true;
+  // Step 22 (PKT-30): an accepted packet restarts detection; steps 16-17 (the
+  // new tx interval and detection time) are recomputed in finish().
+  v_.last_rx = now;
+
+  bool changed = false;
+  // Step 18 (PKT-27, ADM-04): AdminDown stops here, remote variables updated.
+  if (v_.session_state != State::AdminDown) {
+    changed = run_fsm(event_for(pkt.state), now, fx);  // step 19
+  }
+  // Step 20 (DE-03) is part of can_send_periodic(). Step 21 (PKT-29, TMR-12):
+  // answer P with F, P = 0 -- also in AdminDown (ADM-05: §6.8.7 says "in any
+  // state", and a reply is harmless).
+  finish(fx, now, changed, pkt.poll);
+  return fx;
+}
+
+Effects Session::expire(TimePoint now) {
+  Effects fx;
+  bool changed = false;
+  if (now >= v_.detect_at) {
+    changed = run_fsm(FsmEvent::DetectionTimeout, now, fx);  // §6.8.4, SM-11/15
+    if (changed) ++counters_.detect_timeouts;
+  }
+  if (now >= v_.remote_expire_at) {
+    // §6.8.1 / §6.8.18 (DIS-05, TMR-17): a detection time of silence forgets
+    // the peer; the session itself (state, timers) stays (SM-02).
+    v_.remote_known = false;
+    v_.remote_discr = 0;
+    v_.remote_min_rx = Duration{1};
+    v_.remote_demand = false;
+  }
+  finish(fx, now, changed, false);
+  return fx;
+}
+
+Effects Session::set_hold(Hold hold, std::uint8_t diag, TimePoint now) {
+  Effects fx;
+  const Hold old_hold = v_.hold;
+  const std::uint8_t old_diag = v_.local_diag;
+  const State old_state = v_.session_state;
+  v_.hold = hold;
+  switch (hold) {
+    case Hold::None:
+      // §6.8.16 admin enable (SM-19): AdminDown -> Down, diag unchanged. A
+      // released Down hold simply lets the next rx Down lead to Init.
+      if (old_state == State::AdminDown) enter_state(State::Down, -1, "hold released", now, fx);
+      break;
+    case Hold::Down:
+      // SM-22: local policy holding the session in Down with the given diag.
+      if (old_state != State::Down) {
+        enter_state(State::Down, diag, "local hold", now, fx);
+      } else {
+        v_.local_diag = diag;
+      }
+      break;
+    case Hold::AdminDown: {
+      // §6.8.16 admin disable (SM-18, ADM-01): diag 7 unless told otherwise (5).
+      const std::uint8_t d = diag != 0 ? diag : kDiagAdminDown;
+      if (old_state != State::AdminDown) {
+        enter_state(State::AdminDown, d, "administratively down", now, fx);
+      } else {
+        v_.local_diag = d;
+      }
+      break;
+    }
+  }
+  // SM-21: a change of state, diag or hold goes out at once.
+  const bool changed =
+      v_.session_state != old_state || v_.local_diag != old_diag || v_.hold != old_hold;
+  finish(fx, now, changed, false);
+  return fx;
+}
+
+Effects Session::set_params(const SessionParams& params, TimePoint now) {
+  Effects fx;
+  // Interval changes go through sync_timers() (Poll, TMR-05..07); Detect Mult
+  // applies at once without a Poll (TMR-10) and rides on the next packet.
+  params_ = sanitized(params);
+  finish(fx, now, false, false);
+  return fx;
+}
+
+wire::ControlPacket Session::current_packet() const {
+  return build_packet(false);
+}
+
+TimePoint Session::next_deadline() const {
+  return std::min({v_.next_tx, v_.detect_at, v_.remote_expire_at, v_.poll_start_at});
+}
+
+// ------------------------------------------------------------------ accessors
+
+std::uint32_t Session::local_discr() const {
+  return v_.local_discr;
+}
+std::uint32_t Session::remote_discr() const {
+  return v_.remote_discr;
+}
+State Session::state() const {
+  return v_.session_state;
+}
+State Session::remote_state() const {
+  return v_.remote_session_state;
+}
+std::uint8_t Session::local_diag() const {
+  return v_.local_diag;
+}
+std::uint8_t Session::remote_diag() const {
+  return v_.remote_diag;
+}
+Hold Session::hold() const {
+  return v_.hold;
+}
+const SessionParams& Session::params() const {
+  return params_;
+}
+bool Session::remote_demand() const {
+  return v_.remote_demand;
+}
+bool Session::poll_active() const {
+  return v_.poll_active;
+}
+Duration Session::tx_interval() const {
+  return can_send_periodic() ? periodic_interval() : Duration{0};
+}
+Duration Session::detection_time() const {
+  if (v_.remote_detect_mult == 0) return Duration{0};
+  // TMR-09: received Detect Mult x max(RequiredMinRx in use, last received
+  // Desired Min TX). PKT-33: a peer advertising 0 falls back to our rx; if
+  // both are 0 use 1 s rather than a zero detection time. 64-bit (CI-02).
+  Duration per = std::max(v_.effective_rx, v_.remote_desired_min_tx);
+  if (per <= Duration{0}) per = kOneSecond;
+  return per * static_cast<std::int64_t>(v_.remote_detect_mult);
+}
+Duration Session::remote_min_rx() const {
+  return v_.remote_min_rx;
+}
+Duration Session::remote_desired_min_tx() const {
+  return v_.remote_desired_min_tx;
+}
+std::uint8_t Session::remote_detect_mult() const {
+  return v_.remote_detect_mult;
+}
+std::optional<TimePoint> Session::last_rx() const {
+  return v_.last_rx;
+}
+TimePoint Session::last_state_change() const {
+  return v_.last_change;
+}
+const SessionCounters& Session::counters() const {
+  return counters_;
+}
+Duration Session::effective_desired_min_tx() const {
+  return v_.effective_tx;
+}
+Duration Session::effective_required_min_rx() const {
+  return v_.effective_rx;
+}
+bool Session::poll_queued() const {
+  return v_.poll_pending || target_desired_min_tx() != v_.desired_min_tx ||
+         params_.required_min_rx != v_.required_min_rx;
+}
+
+// -------------------------------------------------------------------- helpers
+
+bool Session::can_send_any() const {
+  // §6.8.7, TMR-16, DIS-06: a passive session is silent until it hears the peer.
+  return !(params_.passive && v_.remote_discr == 0);
+}
+
+bool Session::remote_demand_active() const {
+  // §6.6: Demand is active on the remote system.
+  return v_.remote_demand && v_.session_state == State::Up && v_.remote_session_state == State::Up;
+}
+
+bool Session::can_send_periodic() const {
+  // §6.8.7: no periodic tx if RemoteMinRx is 0 (TMR-15) or the peer is in
+  // Demand (DE-03) -- except that a Poll then goes out at the tx rate (§6.5).
+  return can_send_any() && v_.remote_min_rx > Duration{0} &&
+         (!remote_demand_active() || v_.poll_active);
+}
+
+Duration Session::periodic_interval() const {
+  return std::max(v_.effective_tx, v_.remote_min_rx);  // §6.8.7, TMR-01
+}
+
+Duration Session::target_desired_min_tx() const {
+  // §6.8.3 (TMR-04, CI-04): at least exactly 1 s whenever not Up.
+  if (v_.session_state != State::Up) return std::max(params_.desired_min_tx, kOneSecond);
+  return params_.desired_min_tx;
+}
+
+Duration Session::jittered(Duration interval) {
+  // §6.8.7 (TMR-02/03): uniform in [75 %, 100 %], or [75 %, 90 %] when our
+  // Detect Mult is 1. splitmix64: small, seeded, no heap state.
+  v_.rng += 0x9E3779B97F4A7C15ULL;
+  std::uint64_t z = v_.rng;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  z ^= z >> 31;
+  const std::int64_t us = std::max<std::int64_t>(interval.count(), 1);
+  const std::int64_t lo = (us * 75 + 99) / 100;
+  std::int64_t hi = params_.detect_mult == 1 ? us * 90 / 100 : us;
+  hi = std::max(hi, lo);
+  const auto span = static_cast<std::uint64_t>(hi - lo + 1);
+  return Duration{lo + static_cast<std::int64_t>(z % span)};
+}
+
+wire::ControlPacket Session::build_packet(bool final) const {
+  // §6.8.7 (PKT-01..09). Never P and F together (PKT-03): a Final carries P = 0
+  // and our Poll continues on the next packet.
+  wire::ControlPacket p;
+  p.version = 1;
+  p.diag = v_.local_diag;
+  p.state = v_.session_state;
+  p.poll = v_.poll_active && !final;
+  p.final = final;
+  p.detect_mult = params_.detect_mult;
+  p.my_discriminator = v_.local_discr;
+  p.your_discriminator = v_.remote_discr;
+  p.desired_min_tx_us = to_wire_us(v_.desired_min_tx);
+  p.required_min_rx_us = to_wire_us(v_.required_min_rx);
+  p.required_min_echo_rx_us = 0;
+  return p;
+}
+
+void Session::enter_state(State next, int diag, std::string_view reason, TimePoint now,
+                          Effects& fx) {
+  const State old = v_.session_state;
+  if (diag >= 0) v_.local_diag = static_cast<std::uint8_t>(diag);  // SM-24
+  v_.session_state = next;
+  v_.last_change = now;
+  ++counters_.state_changes;
+  if (next == State::Up) ++counters_.up_count;
+  if (old == State::Up) ++counters_.down_count;
+  fx.change =
+      StateChange{old, next, v_.local_diag, v_.remote_session_state, v_.remote_diag, reason};
+}
+
+bool Session::run_fsm(FsmEvent event, TimePoint now, Effects& fx) {
+  const FsmTransition t = fsm_transition(v_.session_state, event);
+  if (t.next == v_.session_state) return false;
+  // SM-22: while held Down, never advance to Init or Up; keep sending Down.
+  if (v_.hold == Hold::Down && (t.next == State::Init || t.next == State::Up)) return false;
+  enter_state(t.next, t.diag, t.reason, now, fx);
+  return true;
+}
+
+namespace {
+// A bound on the round trip for TMR-14; BFD paths are far faster than this.
+constexpr Duration kPollRttGuard{100'000};
+}  // namespace
+
+bool Session::poll_guard_met(TimePoint now) const {
+  // TMR-14 (§6.8.3): after a Poll ends, wait for a packet without F (not
+  // possible towards a Demand peer) and for one RTT bound -- min(tx interval,
+  // 100 ms) -- after our last P, so a late or duplicated F for the old Poll
+  // cannot end the new one.
+  if (!v_.non_final_since_poll && !remote_demand_active()) return false;
+  return !v_.last_poll_tx || now - *v_.last_poll_tx >= poll_guard();
+}
+
+Duration Session::poll_guard() const {
+  return std::min(periodic_interval(), kPollRttGuard);
+}
+
+void Session::sync_timers(TimePoint now) {
+  const Duration tx = target_desired_min_tx();
+  const Duration rx = params_.required_min_rx;
+  const bool changed = tx != v_.desired_min_tx || rx != v_.required_min_rx;
+  if (changed && v_.session_state != State::Up) {
+    // Not Up: advertise at once (§6.8.3: >= 1 s whenever not Up) and use at
+    // once (deferral applies only "and bfd.SessionState is Up"); a running
+    // Poll carries the new values, otherwise one follows (TMR-05).
+    v_.desired_min_tx = v_.effective_tx = tx;
+    v_.required_min_rx = v_.effective_rx = rx;
+    if (!v_.poll_active) v_.poll_pending = true;
+  } else if (changed && !v_.poll_active && poll_guard_met(now)) {
+    // Up: one Poll at a time, queued changes merged (TMR-14). TMR-10: a lower
+    // tx / higher rx applies at once; TMR-06/07: a higher tx / lower rx waits
+    // for the Final.
+    v_.desired_min_tx = tx;
+    v_.required_min_rx = rx;
+    v_.effective_tx = std::min(v_.effective_tx, tx);
+    v_.effective_rx = std::max(v_.effective_rx, rx);
+    v_.poll_pending = true;
+  }
+  if (v_.poll_pending && !v_.poll_active && poll_guard_met(now)) {
+    v_.poll_pending = false;
+    v_.poll_active = true;  // TMR-05
+    ++counters_.polls_started;
+  }
+}
+
+void Session::update_timers(TimePoint now) {
+  // TMR-09 / PKT-30: detection counts from the last accepted packet.
+  const Duration dt = detection_time();
+  const bool detecting = v_.session_state == State::Init || v_.session_state == State::Up;
+  if (v_.last_rx && dt > Duration{0}) {
+    v_.detect_at = detecting ? *v_.last_rx + dt : TimePoint::max();
+    v_.remote_expire_at = v_.remote_known ? *v_.last_rx + dt : TimePoint::max();
+  } else {
+    v_.detect_at = TimePoint::max();
+    v_.remote_expire_at = TimePoint::max();
+  }
+  // A queued Poll waiting only for the TMR-14 guard gets a deadline of its own.
+  v_.poll_start_at = TimePoint::max();
+  if (!v_.poll_active && poll_queued() && v_.last_poll_tx &&
+      (v_.non_final_since_poll || remote_demand_active())) {
+    v_.poll_start_at = std::max(*v_.last_poll_tx + poll_guard(), now);
+  }
+  // TMR-01 / TMR-08: a new interval re-bases the schedule on the last periodic
+  // packet, so a faster rate applies at once (and is due now if it elapsed).
+  const Duration iv = can_send_periodic() ? periodic_interval() : Duration{0};
+  if (iv == Duration{0}) {
+    v_.next_tx = TimePoint::max();
+    v_.sched_interval = Duration{0};
+  } else if (iv != v_.sched_interval) {
+    v_.sched_interval = iv;
+    v_.next_tx = v_.last_periodic_tx ? *v_.last_periodic_tx + jittered(iv) : now;
+    // Already elapsed: send now, and count the following slots from now.
+    v_.next_tx = std::max(v_.next_tx, now);
+  }
+}
+
+void Session::finish(Effects& fx, TimePoint now, bool immediate, bool final) {
+  sync_timers(now);
+  update_timers(now);
+  const bool due = v_.next_tx <= now;
+  if (!can_send_any() || !(immediate || final || due)) return;
+  fx.send = build_packet(final);
+  if (fx.send->poll) v_.last_poll_tx = now;
+  ++counters_.tx_packets;
+  if (final) ++counters_.finals_sent;
+  if (due) {
+    // TMR-20: the next slot counts from the previous deadline (no drift), but
+    // resynchronise to now after falling more than one interval behind.
+    fx.periodic = true;
+    TimePoint base = v_.next_tx;
+    if (now - base > v_.sched_interval) base = now;
+    v_.last_periodic_tx = now;
+    v_.next_tx = base + jittered(v_.sched_interval);
+    if (v_.next_tx <= now) v_.next_tx = now + jittered(v_.sched_interval);  // no burst
+  }
+}
+
+}  // namespace beacon::core

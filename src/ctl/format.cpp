@@ -1,0 +1,156 @@
+// bfdctl's human output. Every field is read defensively: a missing or
+// mistyped field prints "-" rather than throwing.
+#include "beacon/ctl/format.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace beacon::ctl {
+namespace {
+
+using nlohmann::json;
+
+std::string text(const json& obj, const char* key) {
+  if (!obj.is_object()) return "-";
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return "-";
+  if (it->is_string()) {
+    const auto& s = it->get_ref<const std::string&>();
+    return s.empty() ? "-" : s;
+  }
+  if (it->is_boolean()) return it->get<bool>() ? "yes" : "no";
+  return it->dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::optional<std::int64_t> number(const json& obj, const char* key) {
+  if (!obj.is_object()) return std::nullopt;
+  auto it = obj.find(key);
+  if (it == obj.end() || !it->is_number_integer()) return std::nullopt;
+  return it->get<std::int64_t>();
+}
+
+std::string interval(const json& obj, const char* key) {
+  auto v = number(obj, key);
+  return v ? format_interval_us(*v) : "-";
+}
+
+std::string fixed(double v, int decimals) {
+  std::array<char, 32> buf{};
+  std::snprintf(buf.data(), buf.size(), "%.*f", decimals, v);
+  std::string s(buf.data());
+  // "1.50" -> "1.5", "2.0" -> "2"
+  if (s.find('.') != std::string::npos) {
+    while (s.back() == '0') s.pop_back();
+    if (s.back() == '.') s.pop_back();
+  }
+  return s;
+}
+
+std::string pad_table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width;
+  for (const auto& r : rows) {
+    width.resize(std::max(width.size(), r.size()));
+    for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+  }
+  std::string out;
+  for (const auto& r : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      line += r[i];
+      if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 2, ' ');
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string format_interval_us(std::int64_t us) {
+  if (us <= 0) return "-";
+  if (us < 1000) return std::to_string(us) + "us";
+  if (us < 1'000'000) {
+    if (us % 1000 == 0) return std::to_string(us / 1000) + "ms";
+    return fixed(static_cast<double>(us) / 1000.0, 3) + "ms";
+  }
+  return fixed(static_cast<double>(us) / 1e6, 3) + "s";
+}
+
+std::string format_age_ms(std::int64_t ms) {
+  if (ms < 0) return "-";
+  if (ms < 1000) return std::to_string(ms) + "ms";
+  std::int64_t s = ms / 1000;
+  std::array<char, 32> buf{};
+  if (s < 60) {
+    std::snprintf(buf.data(), buf.size(), "%llds", static_cast<long long>(s));
+  } else if (s < 3600) {
+    std::snprintf(buf.data(), buf.size(), "%lldm%02llds", static_cast<long long>(s / 60),
+                  static_cast<long long>(s % 60));
+  } else if (s < 86400) {
+    std::snprintf(buf.data(), buf.size(), "%lldh%02lldm", static_cast<long long>(s / 3600),
+                  static_cast<long long>(s % 3600 / 60));
+  } else {
+    std::snprintf(buf.data(), buf.size(), "%lldd%02lldh", static_cast<long long>(s / 86400),
+                  static_cast<long long>(s % 86400 / 3600));
+  }
+  return buf.data();
+}
+
+std::string format_sessions_table(const json& sessions) {
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"PEER", "LOCAL", "IFACE", "GROUP", "STATE", "REMOTE", "DIAG(L/R)", "LDISC",
+                  "RDISC", "TX", "RX/DETECT", "HOLD", "SINCE"});
+  if (sessions.is_array()) {
+    for (const auto& s : sessions) {
+      std::string peer = text(s, "peer");
+      if (s.is_object() && s.value("multihop", false)) peer += " (mh)";
+      std::string hold = text(s, "hold");
+      if (hold == "none") hold = "-";
+      if (hold != "-" && s.is_object() && s.contains("hold_source") &&
+          s["hold_source"].is_string()) {
+        hold += "(" + s["hold_source"].get<std::string>() + ")";
+      }
+      auto since = number(s, "since_change_ms");
+      rows.push_back({peer, text(s, "local"), text(s, "interface"), text(s, "group"),
+                      text(s, "state"), text(s, "remote_state"),
+                      text(s, "local_diag") + "/" + text(s, "remote_diag"), text(s, "local_discr"),
+                      text(s, "remote_discr"), interval(s, "tx_interval_us"),
+                      interval(s, "required_min_rx_us") + "/" + interval(s, "detection_time_us"),
+                      hold, since ? format_age_ms(*since) : "-"});
+    }
+  }
+  return pad_table(rows);
+}
+
+std::string format_stats(const json& stats) {
+  std::vector<std::vector<std::string>> rows;
+  for (const char* key : {"sessions", "rx_datagrams", "tx_packets", "tx_errors", "rx_errors",
+                          "passive_created", "passive_removed", "timer_fires"}) {
+    rows.push_back({std::string(key) + ":", text(stats, key)});
+  }
+  rows.push_back({"timer_lateness_max:", interval(stats, "timer_lateness_max_us")});
+  rows.push_back({"timer_lateness_mean:", interval(stats, "timer_lateness_mean_us")});
+  std::string out = pad_table(rows);
+  std::vector<std::vector<std::string>> drops;
+  if (stats.is_object() && stats.contains("drops") && stats["drops"].is_object()) {
+    for (const auto& [name, count] : stats["drops"].items()) {
+      if (count.is_number_integer() && count.get<std::int64_t>() != 0) {
+        drops.push_back({"  " + name + ":", count.dump()});
+      }
+    }
+  }
+  out += drops.empty() ? "drops: none\n" : "drops:\n" + pad_table(drops);
+  return out;
+}
+
+std::string format_set_state(const json& response) {
+  std::string out = text(response, "matched") + " sessions set to " + text(response, "state");
+  if (auto diag = number(response, "diag")) out += " (diag " + std::to_string(*diag) + ")";
+  return out;
+}
+
+}  // namespace beacon::ctl

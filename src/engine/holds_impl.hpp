@@ -1,0 +1,177 @@
+// Hold rules of the engine (bfdctl set-state, health policy, shutdown).
+// Private to src/engine; engine loop only; pure (no I/O).
+//
+// Each HoldSource keeps its own rules at three levels: one "all" rule, rules
+// per group and rules per peer. For one source the most specific rule that
+// matches a session wins (peer > group > all). Setting a rule at a level
+// clears the more specific rules of that source it covers, so `down --all`
+// really holds everything. The effective hold of a session is the strongest
+// over the sources (AdminDown > Down > None), with that rule's diag.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/ip/address.hpp>
+
+#include "beacon/core/session.hpp"
+#include "beacon/engine/engine.hpp"
+
+namespace beacon::engine::detail {
+
+// A peer selector: address without scope, plus the scope text ("veth0") if any.
+struct PeerMatch {
+  boost::asio::ip::address addr;
+  std::string scope;
+};
+
+// What a rule is matched against.
+struct HoldTarget {
+  boost::asio::ip::address peer;  // without scope
+  std::string interface;          // "" if unbound
+  unsigned ifindex = 0;
+  std::string group;
+};
+
+struct EffectiveHold {
+  core::Hold hold = core::Hold::None;
+  std::uint8_t diag = 0;
+  HoldSource source = HoldSource::Admin;
+  friend bool operator==(const EffectiveHold&, const EffectiveHold&) = default;
+};
+
+inline int hold_strength(core::Hold h) {
+  switch (h) {
+    case core::Hold::AdminDown:
+      return 2;
+    case core::Hold::Down:
+      return 1;
+    case core::Hold::None:
+      break;
+  }
+  return 0;
+}
+
+// Parses "198.18.0.1", "fd00::1" or "fe80::1%veth0". Returns nullopt and
+// sets `error` on bad text.
+inline std::optional<PeerMatch> parse_peer_selector(std::string_view text, std::string& error) {
+  PeerMatch m;
+  std::string_view addr = text;
+  if (auto pct = text.find('%'); pct != std::string_view::npos) {
+    addr = text.substr(0, pct);
+    m.scope = std::string(text.substr(pct + 1));
+    if (m.scope.empty()) {
+      error = "invalid peer address \"" + std::string(text) + "\"";
+      return std::nullopt;
+    }
+  }
+  boost::system::error_code ec;
+  m.addr = boost::asio::ip::make_address(std::string(addr), ec);
+  if (ec || (!m.scope.empty() && !(m.addr.is_v6() && m.addr.to_v6().is_link_local()))) {
+    error = "invalid peer address \"" + std::string(text) + "\"";
+    return std::nullopt;
+  }
+  return m;
+}
+
+inline bool peer_matches(const PeerMatch& m, const HoldTarget& t) {
+  if (m.addr != t.peer) return false;
+  if (m.scope.empty()) return true;
+  return m.scope == t.interface || (t.ifindex != 0 && m.scope == std::to_string(t.ifindex));
+}
+
+class HoldRules {
+ public:
+  struct Rule {
+    core::Hold hold = core::Hold::None;
+    std::uint8_t diag = 0;
+  };
+
+  // Sets (or, with Hold::None at the "all" level, clears) a rule.
+  // `peer_in_group(m, g)` tells whether a peer rule `m` covers sessions of
+  // group `g` (so a group rule clears it).
+  void set_all(HoldSource s, Rule r) {
+    auto& rs = rules_[index(s)];
+    rs.groups.clear();
+    rs.peers.clear();
+    if (r.hold == core::Hold::None) {
+      rs.all.reset();
+    } else {
+      rs.all = r;
+    }
+  }
+
+  template <class PeerInGroup>
+  void set_group(HoldSource s, const std::string& group, Rule r, PeerInGroup&& peer_in_group) {
+    auto& rs = rules_[index(s)];
+    std::erase_if(rs.peers, [&](const auto& p) { return peer_in_group(p.first, group); });
+    // An explicit None only matters when a broader rule exists.
+    if (r.hold == core::Hold::None && !rs.all) {
+      rs.groups.erase(group);
+    } else {
+      rs.groups[group] = r;
+    }
+  }
+
+  void set_peer(HoldSource s, const PeerMatch& m, Rule r) {
+    auto& rs = rules_[index(s)];
+    std::erase_if(rs.peers, [&](const auto& p) {
+      return p.first.addr == m.addr && p.first.scope == m.scope;
+    });
+    rs.peers.emplace_back(m, r);
+  }
+
+  EffectiveHold effective(const HoldTarget& t) const {
+    EffectiveHold best;
+    for (std::size_t i = 0; i < rules_.size(); ++i) {
+      auto r = lookup(rules_[i], t);
+      if (!r) continue;
+      if (hold_strength(r->hold) > hold_strength(best.hold)) {
+        best = EffectiveHold{r->hold, r->diag, static_cast<HoldSource>(i)};
+      }
+    }
+    return best;
+  }
+
+  bool empty() const {
+    for (const auto& rs : rules_) {
+      if (rs.all || !rs.groups.empty() || !rs.peers.empty()) return false;
+    }
+    return true;
+  }
+
+ private:
+  struct SourceRules {
+    std::optional<Rule> all;
+    std::map<std::string, Rule> groups;
+    std::vector<std::pair<PeerMatch, Rule>> peers;
+  };
+
+  static std::size_t index(HoldSource s) { return static_cast<std::size_t>(s); }
+
+  static std::optional<Rule> lookup(const SourceRules& rs, const HoldTarget& t) {
+    // Most specific first; among peer rules a scoped one beats an unscoped one.
+    const Rule* found = nullptr;
+    bool found_scoped = false;
+    for (const auto& [m, r] : rs.peers) {
+      if (!peer_matches(m, t)) continue;
+      if (found == nullptr || (!found_scoped && !m.scope.empty())) {
+        found = &r;
+        found_scoped = !m.scope.empty();
+      }
+    }
+    if (found != nullptr) return *found;
+    if (auto it = rs.groups.find(t.group); it != rs.groups.end()) return it->second;
+    return rs.all;
+  }
+
+  std::array<SourceRules, static_cast<std::size_t>(HoldSource::Count)> rules_;
+};
+
+}  // namespace beacon::engine::detail

@@ -1,0 +1,345 @@
+// UDP transport: listeners drained with recvmmsg, per-session send sockets.
+// See transport_impl.hpp for the design notes.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include <boost/asio/posix/descriptor_base.hpp>
+
+#include "beacon/engine/engine.hpp"
+#include "transport_impl.hpp"
+
+namespace beacon::engine::detail {
+
+namespace {
+
+constexpr int kMaxBatchesPerWake = 8;  // then yield to timers and other sockets
+
+std::string errno_text(int e) { return std::strerror(e); }
+
+std::string endpoint_text(const asio::ip::address& a, std::uint16_t port) {
+  if (a.is_v6()) return "[" + a.to_string() + "]:" + std::to_string(port);
+  return a.to_string() + ":" + std::to_string(port);
+}
+
+bool set_int(int fd, int level, int opt, int value) {
+  return ::setsockopt(fd, level, opt, &value, sizeof(value)) == 0;
+}
+
+// Fills a sockaddr for `a`:`port`; v6 link-local gets `scope` when a has none.
+socklen_t make_sockaddr(const asio::ip::address& a, std::uint16_t port, unsigned scope,
+                        sockaddr_storage& out) {
+  std::memset(&out, 0, sizeof(out));
+  if (a.is_v4()) {
+    auto* sin = reinterpret_cast<sockaddr_in*>(&out);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(port);
+    auto bytes = a.to_v4().to_bytes();
+    std::memcpy(&sin->sin_addr, bytes.data(), bytes.size());
+    return sizeof(sockaddr_in);
+  }
+  auto* sin6 = reinterpret_cast<sockaddr_in6*>(&out);
+  sin6->sin6_family = AF_INET6;
+  sin6->sin6_port = htons(port);
+  auto v6 = a.to_v6();
+  auto bytes = v6.to_bytes();
+  std::memcpy(&sin6->sin6_addr, bytes.data(), bytes.size());
+  if (v6.is_link_local()) {
+    sin6->sin6_scope_id = v6.scope_id() != 0 ? static_cast<std::uint32_t>(v6.scope_id()) : scope;
+  }
+  return sizeof(sockaddr_in6);
+}
+
+asio::ip::address from_in4(const in_addr& a) {
+  asio::ip::address_v4::bytes_type b;
+  std::memcpy(b.data(), &a, b.size());
+  return asio::ip::address_v4(b);
+}
+
+asio::ip::address from_in6(const in6_addr& a) {
+  asio::ip::address_v6::bytes_type b;
+  std::memcpy(b.data(), &a, b.size());
+  return asio::ip::address_v6(b);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- helpers
+
+asio::ip::address without_scope(const asio::ip::address& a) {
+  if (a.is_v6() && a.to_v6().scope_id() != 0) {
+    return asio::ip::address_v6(a.to_v6().to_bytes());
+  }
+  return a;
+}
+
+std::string address_text(const asio::ip::address& a, const std::string& interface) {
+  auto plain = without_scope(a).to_string();
+  if (a.is_v6() && a.to_v6().is_link_local()) {
+    if (!interface.empty()) return plain + "%" + interface;
+    if (a.to_v6().scope_id() != 0) {
+      auto name = interface_name(static_cast<unsigned>(a.to_v6().scope_id()));
+      return plain + "%" + (name.empty() ? std::to_string(a.to_v6().scope_id()) : name);
+    }
+  }
+  return plain;
+}
+
+unsigned interface_index(const std::string& name) {
+  if (name.empty() || name.size() >= IF_NAMESIZE) return 0;
+  return ::if_nametoindex(name.c_str());
+}
+
+std::string interface_name(unsigned ifindex) {
+  char buf[IF_NAMESIZE] = {};
+  if (ifindex == 0 || ::if_indextoname(ifindex, buf) == nullptr) return {};
+  return buf;
+}
+
+// ---------------------------------------------------------------- RxBatch
+
+RxBatch::RxBatch() : slots_(kBatch), msgs_(kBatch), iovs_(kBatch) {}
+
+int RxBatch::receive(int fd) {
+  // Reset the in/out fields the kernel overwrote last time; no allocation.
+  for (std::size_t i = 0; i < kBatch; ++i) {
+    iovs_[i].iov_base = slots_[i].data.data();
+    iovs_[i].iov_len = kBufferSize;
+    msghdr& h = msgs_[i].msg_hdr;
+    h.msg_name = &slots_[i].from;
+    h.msg_namelen = sizeof(sockaddr_storage);
+    h.msg_iov = &iovs_[i];
+    h.msg_iovlen = 1;
+    h.msg_control = slots_[i].cmsg.data();
+    h.msg_controllen = kCmsgSize;
+    h.msg_flags = 0;
+    msgs_[i].msg_len = 0;
+  }
+  int n = ::recvmmsg(fd, msgs_.data(), kBatch, MSG_DONTWAIT, nullptr);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+  return n;
+}
+
+std::span<const std::uint8_t> RxBatch::payload(std::size_t i) const {
+  std::size_t len = std::min<std::size_t>(msgs_[i].msg_len, kBufferSize);
+  return {slots_[i].data.data(), len};
+}
+
+void RxBatch::info(std::size_t i, bool multihop, RxInfo& out) const {
+  const msghdr& h = msgs_[i].msg_hdr;
+  out = RxInfo{};
+  out.multihop = multihop;
+  const auto& from = slots_[i].from;
+  if (from.ss_family == AF_INET) {
+    const auto& sin = reinterpret_cast<const sockaddr_in&>(from);
+    out.src = from_in4(sin.sin_addr);
+    out.src_port = ntohs(sin.sin_port);
+  } else if (from.ss_family == AF_INET6) {
+    const auto& sin6 = reinterpret_cast<const sockaddr_in6&>(from);
+    out.src = from_in6(sin6.sin6_addr);
+    out.src_port = ntohs(sin6.sin6_port);
+  }
+  for (cmsghdr* c = CMSG_FIRSTHDR(const_cast<msghdr*>(&h)); c != nullptr;
+       c = CMSG_NXTHDR(const_cast<msghdr*>(&h), c)) {
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
+        c->cmsg_len >= CMSG_LEN(sizeof(in_pktinfo))) {
+      in_pktinfo pi;
+      std::memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+      out.dst = from_in4(pi.ipi_addr);
+      out.ifindex = static_cast<unsigned>(pi.ipi_ifindex);
+    } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL &&
+               c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+      int ttl;
+      std::memcpy(&ttl, CMSG_DATA(c), sizeof(ttl));
+      out.ttl = ttl;
+    } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
+               c->cmsg_len >= CMSG_LEN(sizeof(in6_pktinfo))) {
+      in6_pktinfo pi;
+      std::memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+      out.dst = from_in6(pi.ipi6_addr);
+      out.ifindex = pi.ipi6_ifindex;
+    } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT &&
+               c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+      int hl;
+      std::memcpy(&hl, CMSG_DATA(c), sizeof(hl));
+      out.ttl = hl;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- Listener
+
+Listener::Listener(asio::io_context& io, bool v6, bool multihop, std::uint16_t port)
+    : desc_(io), v6_(v6), multihop_(multihop), port_(port) {}
+
+Listener::~Listener() { close(); }
+
+std::string Listener::where() const {
+  return "UDP " + std::string(v6_ ? "[::]" : "0.0.0.0") + ":" + std::to_string(port_);
+}
+
+bool Listener::open() {
+  int fd = ::socket(v6_ ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    int e = errno;
+    if (v6_ && e == EAFNOSUPPORT) return false;
+    throw StartupError("cannot open " + where() + ": " + errno_text(e));
+  }
+  bool ok = set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+  if (v6_) {
+    ok = ok && set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1) &&
+         set_int(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1) &&
+         set_int(fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1);
+  } else {
+    ok = ok && set_int(fd, IPPROTO_IP, IP_PKTINFO, 1) && set_int(fd, IPPROTO_IP, IP_RECVTTL, 1);
+  }
+  if (!ok) {
+    int e = errno;
+    ::close(fd);
+    throw StartupError("cannot set socket options on " + where() + ": " + errno_text(e));
+  }
+  sockaddr_storage sa;
+  socklen_t len = make_sockaddr(v6_ ? asio::ip::address(asio::ip::address_v6::any())
+                                    : asio::ip::address(asio::ip::address_v4::any()),
+                                port_, 0, sa);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), len) != 0) {
+    int e = errno;
+    ::close(fd);
+    if (v6_ && e == EADDRNOTAVAIL) return false;  // IPv6 disabled on this host
+    throw StartupError("cannot bind " + where() + ": " + errno_text(e));
+  }
+  desc_.assign(fd);
+  return true;
+}
+
+void Listener::start(RxBatch& batch, RxHandler* handler) {
+  batch_ = &batch;
+  handler_ = handler;
+  wait();
+}
+
+void Listener::close() {
+  boost::system::error_code ec;
+  if (desc_.is_open()) desc_.close(ec);
+}
+
+void Listener::wait() {
+  if (!desc_.is_open()) return;
+  desc_.async_wait(asio::posix::descriptor_base::wait_read,
+                   [this](const boost::system::error_code& ec) {
+                     if (ec) return;  // operation_aborted: closing
+                     drain();
+                     wait();
+                   });
+}
+
+void Listener::drain() {
+  for (int round = 0; round < kMaxBatchesPerWake; ++round) {
+    int n = batch_->receive(desc_.native_handle());
+    if (n < 0) {
+      if (errno != EINTR) ++stats_.rx_errors;
+      return;
+    }
+    RxInfo info;
+    for (int i = 0; i < n; ++i) {
+      batch_->info(static_cast<std::size_t>(i), multihop_, info);
+      (*handler_)(batch_->payload(static_cast<std::size_t>(i)), info);
+    }
+    if (static_cast<std::size_t>(n) < RxBatch::kBatch) return;
+  }
+}
+
+// ---------------------------------------------------------------- SendSocket
+
+SendSocket::~SendSocket() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+SendSocket::SendSocket(SendSocket&& o) noexcept
+    : fd_(std::exchange(o.fd_, -1)), dest_(o.dest_), dest_len_(o.dest_len_) {}
+
+SendSocket& SendSocket::operator=(SendSocket&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(o.fd_, -1);
+    dest_ = o.dest_;
+    dest_len_ = o.dest_len_;
+  }
+  return *this;
+}
+
+std::optional<SendSocket> SendSocket::open(const SendSpec& spec, SendOpenError& err) {
+  const bool v6 = spec.peer.is_v6();
+  auto fail = [&](int e, std::string what) {
+    err.errnum = e;
+    err.message = std::move(what) + ": " + errno_text(e);
+    return std::nullopt;
+  };
+  if (spec.local && spec.local->is_v6() != v6) {
+    err.errnum = EINVAL;
+    err.message = "local address " + spec.local->to_string() +
+                  " is not of the same address family as the peer";
+    return std::nullopt;
+  }
+  SendSocket s;
+  s.fd_ = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (s.fd_ < 0) return fail(errno, "cannot open UDP socket");
+  int fd = s.fd_;
+  bool ok;
+  if (v6) {
+    ok = set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1) &&
+         set_int(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, kSendTtl) &&
+         set_int(fd, IPPROTO_IPV6, IPV6_TCLASS, kDscpCs6Tos);
+  } else {
+    ok = set_int(fd, IPPROTO_IP, IP_TTL, kSendTtl) && set_int(fd, IPPROTO_IP, IP_TOS, kDscpCs6Tos);
+  }
+  if (!ok) return fail(errno, "cannot set TTL/DSCP on UDP socket");
+  if (!spec.interface.empty()) {
+    // SH-11: leave only through the protected link, whatever the routes say.
+    if (::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, spec.interface.data(),
+                     static_cast<socklen_t>(spec.interface.size())) != 0) {
+      return fail(errno, "cannot bind to interface \"" + spec.interface + "\"");
+    }
+  } else if (spec.ifindex != 0) {
+    int idx = static_cast<int>(spec.ifindex);
+    if (::setsockopt(fd, SOL_SOCKET, SO_BINDTOIFINDEX, &idx, sizeof(idx)) != 0) {
+      return fail(errno, "cannot bind to interface index " + std::to_string(spec.ifindex));
+    }
+  }
+  asio::ip::address local = spec.local ? *spec.local
+                            : v6        ? asio::ip::address(asio::ip::address_v6::any())
+                                        : asio::ip::address(asio::ip::address_v4::any());
+  sockaddr_storage sa;
+  socklen_t len = make_sockaddr(local, spec.source_port, spec.ifindex, sa);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), len) != 0) {
+    return fail(errno, "cannot bind UDP " + endpoint_text(without_scope(local), spec.source_port));
+  }
+  std::uint16_t dport = spec.dest_port != 0 ? spec.dest_port
+                        : spec.multihop     ? std::uint16_t{4784}
+                                            : std::uint16_t{3784};
+  // SH-15: a link-local peer means nothing without the interface as scope.
+  s.dest_len_ = make_sockaddr(spec.peer, dport, spec.ifindex, s.dest_);
+  if (v6 && spec.peer.to_v6().is_link_local() &&
+      reinterpret_cast<sockaddr_in6&>(s.dest_).sin6_scope_id == 0) {
+    err.errnum = EINVAL;
+    err.message = "link-local peer " + spec.peer.to_string() + " needs an interface";
+    return std::nullopt;
+  }
+  return std::optional<SendSocket>(std::move(s));
+}
+
+bool SendSocket::send(std::span<const std::uint8_t> bytes) const {
+  if (fd_ < 0) return false;
+  ssize_t n = ::sendto(fd_, bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
+                       reinterpret_cast<const sockaddr*>(&dest_), dest_len_);
+  return n == static_cast<ssize_t>(bytes.size());
+}
+
+}  // namespace beacon::engine::detail

@@ -1,0 +1,173 @@
+// UDP transport of the engine loop (RFC 5881 §4-6, RFC 5883 §5). Private to
+// src/engine.
+//
+// Receive side: one socket per (address family, port): 3784 single hop and
+// 4784 multihop, v4 and v6 (IPV6_V6ONLY). Each is watched with an Asio
+// async_wait(wait_read) and drained with recvmmsg() in batches until EAGAIN,
+// into buffers allocated once (no heap allocation per packet). Packet info
+// gives the destination address and ingress ifindex (IP_PKTINFO /
+// IPV6_RECVPKTINFO); the received TTL / hop limit comes from IP_RECVTTL /
+// IPV6_RECVHOPLIMIT.
+//
+// Send side: one plain non-blocking UDP socket per session, bound to the
+// session's fixed source port (SH-02/03) and local address, TTL/hop limit 255
+// (SH-06, MH-01), DSCP CS6, SO_BINDTODEVICE when an interface is given
+// (SH-11). Never blocks; a failed send is counted by the caller.
+//
+// Thread: engine loop only. Open functions throw StartupError (Listener) or
+// return an error text (SendSocket), never crash on bad input.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+
+namespace beacon::engine::detail {
+
+namespace asio = boost::asio;
+
+// What the kernel told us about one received datagram.
+struct RxInfo {
+  asio::ip::address src;  // without scope id (ifindex carries it)
+  std::uint16_t src_port = 0;
+  asio::ip::address dst;  // destination address from packet info; unspecified if unknown
+  unsigned ifindex = 0;   // ingress interface; 0 if unknown
+  int ttl = -1;           // received TTL / hop limit; -1 if the kernel gave none
+  bool multihop = false;  // arrived on the multihop port
+};
+
+using RxHandler = std::function<void(std::span<const std::uint8_t>, const RxInfo&)>;
+
+// Preallocated recvmmsg() state shared by every listener (the engine loop is
+// single-threaded and handles one batch at a time).
+class RxBatch {
+ public:
+  static constexpr std::size_t kBatch = 32;
+  static constexpr std::size_t kBufferSize = 512;  // BFD needs 52; padded packets are cut
+  static constexpr std::size_t kCmsgSize = 128;
+
+  RxBatch();
+  RxBatch(const RxBatch&) = delete;
+  RxBatch& operator=(const RxBatch&) = delete;
+
+  // One recvmmsg() call on `fd`. Returns the number of datagrams (0 when
+  // none are queued) or -1 with errno set on another error.
+  int receive(int fd);
+  std::span<const std::uint8_t> payload(std::size_t i) const;
+  // Fills `out` for datagram i. `multihop` is the listener's kind.
+  void info(std::size_t i, bool multihop, RxInfo& out) const;
+
+ private:
+  struct Slot {
+    std::array<std::uint8_t, kBufferSize> data;
+    alignas(cmsghdr) std::array<std::uint8_t, kCmsgSize> cmsg;
+    sockaddr_storage from;
+  };
+  std::vector<Slot> slots_;  // sized once
+  std::vector<mmsghdr> msgs_;
+  std::vector<iovec> iovs_;
+};
+
+struct ListenerStats {
+  std::uint64_t rx_errors = 0;  // recvmmsg failures other than EAGAIN
+};
+
+// One listening socket. Throws StartupError from open() with the address and
+// port at fault ("cannot bind UDP 0.0.0.0:3784: Address already in use").
+class Listener {
+ public:
+  Listener(asio::io_context& io, bool v6, bool multihop, std::uint16_t port);
+  ~Listener();
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+
+  // Returns false (without throwing) only when the address family is not
+  // supported by the kernel (IPv6 disabled); throws StartupError otherwise.
+  bool open();
+  void start(RxBatch& batch, RxHandler* handler);
+  void close();
+  bool is_open() const { return desc_.is_open(); }
+  bool v6() const { return v6_; }
+  bool multihop() const { return multihop_; }
+  std::uint16_t port() const { return port_; }
+  const ListenerStats& stats() const { return stats_; }
+
+ private:
+  void wait();
+  void drain();
+  std::string where() const;
+
+  asio::posix::stream_descriptor desc_;
+  bool v6_;
+  bool multihop_;
+  std::uint16_t port_;
+  RxBatch* batch_ = nullptr;
+  RxHandler* handler_ = nullptr;
+  ListenerStats stats_;
+};
+
+// Everything needed to open a session's send socket.
+struct SendSpec {
+  asio::ip::address peer;  // v6 link-local: scope id taken from ifindex
+  std::optional<asio::ip::address> local;
+  std::string interface;   // SO_BINDTODEVICE when non-empty
+  unsigned ifindex = 0;    // interface index (0: none); scope for link-local
+  bool multihop = false;
+  std::uint16_t source_port = 0;
+  std::uint16_t dest_port = 0;  // 0: 3784 / 4784 from `multihop`
+};
+
+struct SendOpenError {
+  int errnum = 0;       // EADDRINUSE: try another source port
+  std::string message;  // "cannot bind UDP 198.18.0.2:49152: Cannot assign requested address"
+};
+
+// A session's send socket: non-blocking, never connected (an ICMP error must
+// not swallow the next packet).
+class SendSocket {
+ public:
+  SendSocket() = default;
+  ~SendSocket();
+  SendSocket(SendSocket&& o) noexcept;
+  SendSocket& operator=(SendSocket&& o) noexcept;
+  SendSocket(const SendSocket&) = delete;
+  SendSocket& operator=(const SendSocket&) = delete;
+
+  // Opens and binds; on failure returns nullopt and fills `err`.
+  static std::optional<SendSocket> open(const SendSpec& spec, SendOpenError& err);
+
+  // Non-blocking send to the peer. Returns false on any error (EAGAIN included).
+  bool send(std::span<const std::uint8_t> bytes) const;
+  int fd() const { return fd_; }
+  bool is_open() const { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+  sockaddr_storage dest_{};
+  socklen_t dest_len_ = 0;
+};
+
+// Helpers shared with the engine.
+asio::ip::address without_scope(const asio::ip::address& a);
+// "198.18.0.1", "fe80::1%veth0" (scope by interface name when known).
+std::string address_text(const asio::ip::address& a, const std::string& interface);
+// Returns 0 when the interface does not exist.
+unsigned interface_index(const std::string& name);
+std::string interface_name(unsigned ifindex);  // "" if unknown
+
+inline constexpr int kDscpCs6Tos = 0xC0;  // DSCP CS6 (48) << 2
+inline constexpr int kSendTtl = 255;      // SH-06, MH-01
+
+}  // namespace beacon::engine::detail

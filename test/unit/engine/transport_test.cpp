@@ -1,0 +1,217 @@
+// Transport: listeners (recvmmsg batches, packet info, TTL) and per-session
+// send sockets (TTL 255, DSCP CS6, fixed source port), over loopback in a
+// private network namespace.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "../../../src/engine/transport_impl.hpp"
+#include "beacon/engine/engine.hpp"
+#include "netns_peer.hpp"
+
+namespace beacon::engine::detail {
+namespace {
+
+using namespace std::chrono_literals;
+using test::UdpPeer;
+
+constexpr std::uint16_t kTestPort = 3784;
+
+class TransportTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!test::enter_private_netns()) GTEST_SKIP() << "needs root to unshare(CLONE_NEWNET)";
+  }
+
+  // Runs the loop until `n` datagrams arrived or 2 s passed.
+  void run_until(std::size_t n) {
+    const auto end = std::chrono::steady_clock::now() + 2s;
+    while (got_.size() < n && std::chrono::steady_clock::now() < end) {
+      io_.run_for(20ms);
+    }
+  }
+
+  struct Got {
+    std::vector<std::uint8_t> bytes;
+    RxInfo info;
+  };
+
+  boost::asio::io_context io_;
+  RxBatch batch_;
+  std::vector<Got> got_;
+  RxHandler handler_ = [this](std::span<const std::uint8_t> b, const RxInfo& i) {
+    got_.push_back(Got{{b.begin(), b.end()}, i});
+  };
+};
+
+// SH-07 groundwork: source, destination, ifindex and TTL reach the handler.
+TEST_F(TransportTest, ListenerReportsPacketInfoV4) {
+  Listener l(io_, false, false, kTestPort);
+  ASSERT_TRUE(l.open());
+  l.start(batch_, &handler_);
+  UdpPeer tx("127.0.0.2", 50001);
+  tx.set_ttl(254);
+  const std::uint8_t data[] = {1, 2, 3};
+  ASSERT_TRUE(tx.send_raw("127.0.0.1", kTestPort, data));
+  run_until(1);
+  ASSERT_EQ(got_.size(), 1u);
+  EXPECT_EQ(got_[0].bytes, std::vector<std::uint8_t>({1, 2, 3}));
+  EXPECT_EQ(got_[0].info.src.to_string(), "127.0.0.2");
+  EXPECT_EQ(got_[0].info.src_port, 50001);
+  EXPECT_EQ(got_[0].info.dst.to_string(), "127.0.0.1");
+  EXPECT_EQ(got_[0].info.ifindex, interface_index("lo"));
+  EXPECT_EQ(got_[0].info.ttl, 254);
+  EXPECT_FALSE(got_[0].info.multihop);
+}
+
+TEST_F(TransportTest, ListenerReportsPacketInfoV6) {
+  Listener l(io_, true, true, core::wire::kMultiHopPort);
+  ASSERT_TRUE(l.open());
+  l.start(batch_, &handler_);
+  UdpPeer tx("fd00::2", 50001);
+  ASSERT_TRUE(tx.bound());
+  const std::uint8_t data[] = {9};
+  ASSERT_TRUE(tx.send_raw("fd00::1", core::wire::kMultiHopPort, data));
+  run_until(1);
+  ASSERT_EQ(got_.size(), 1u);
+  EXPECT_EQ(got_[0].info.src.to_string(), "fd00::2");
+  EXPECT_EQ(got_[0].info.dst.to_string(), "fd00::1");
+  EXPECT_EQ(got_[0].info.ttl, 255);
+  EXPECT_TRUE(got_[0].info.multihop);
+}
+
+// More datagrams than one recvmmsg batch: all delivered, in order.
+TEST_F(TransportTest, ListenerDrainsSeveralBatches) {
+  Listener l(io_, false, false, kTestPort);
+  ASSERT_TRUE(l.open());
+  l.start(batch_, &handler_);
+  UdpPeer tx("127.0.0.2", 50001);
+  constexpr int kCount = 3 * RxBatch::kBatch + 5;
+  for (int i = 0; i < kCount; ++i) {
+    const std::uint8_t b[] = {static_cast<std::uint8_t>(i)};
+    ASSERT_TRUE(tx.send_raw("127.0.0.1", kTestPort, b));
+  }
+  run_until(kCount);
+  ASSERT_EQ(got_.size(), static_cast<std::size_t>(kCount));
+  for (int i = 0; i < kCount; ++i) EXPECT_EQ(got_[i].bytes[0], static_cast<std::uint8_t>(i));
+}
+
+// PKT-31: a datagram longer than the buffer is cut, not lost.
+TEST_F(TransportTest, OversizedDatagramTruncated) {
+  Listener l(io_, false, false, kTestPort);
+  ASSERT_TRUE(l.open());
+  l.start(batch_, &handler_);
+  UdpPeer tx("127.0.0.2", 50001);
+  std::vector<std::uint8_t> big(1400, 0xAB);
+  ASSERT_TRUE(tx.send_raw("127.0.0.1", kTestPort, big));
+  run_until(1);
+  ASSERT_EQ(got_.size(), 1u);
+  EXPECT_EQ(got_[0].bytes.size(), RxBatch::kBufferSize);
+}
+
+TEST_F(TransportTest, ListenerBindErrorNamesAddressAndPort) {
+  UdpPeer squatter("0.0.0.0", 4999, /*reuse=*/false);
+  ASSERT_TRUE(squatter.bound());
+  Listener l(io_, false, false, 4999);
+  try {
+    l.open();
+    FAIL() << "open() succeeded";
+  } catch (const StartupError& e) {
+    EXPECT_EQ(std::string(e.what()), "cannot bind UDP 0.0.0.0:4999: Address already in use");
+  }
+}
+
+// SH-02/03, SH-06, DSCP CS6: what the send socket puts on the wire.
+TEST_F(TransportTest, SendSocketTtlTosAndSourcePort) {
+  UdpPeer rx("127.0.0.2", kTestPort);
+  SendSpec spec;
+  spec.peer = boost::asio::ip::make_address("127.0.0.2");
+  spec.local = boost::asio::ip::make_address("127.0.0.1");
+  spec.source_port = 49200;
+  SendOpenError err;
+  auto s = SendSocket::open(spec, err);
+  ASSERT_TRUE(s) << err.message;
+  const std::uint8_t data[] = {1, 2, 3, 4};
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(s->send(data));
+  for (int i = 0; i < 3; ++i) {
+    auto r = rx.recv(1000ms);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->ttl, 255);
+    EXPECT_EQ(r->tos, 0xC0);
+    EXPECT_EQ(r->src, "127.0.0.1");
+    EXPECT_EQ(r->src_port, 49200);
+  }
+}
+
+TEST_F(TransportTest, SendSocketV6HopLimitAndTrafficClass) {
+  UdpPeer rx("fd00::2", core::wire::kMultiHopPort);
+  SendSpec spec;
+  spec.peer = boost::asio::ip::make_address("fd00::2");
+  spec.local = boost::asio::ip::make_address("fd00::1");
+  spec.multihop = true;  // MH-01: 4784
+  spec.source_port = 49201;
+  SendOpenError err;
+  auto s = SendSocket::open(spec, err);
+  ASSERT_TRUE(s) << err.message;
+  const std::uint8_t data[] = {1};
+  ASSERT_TRUE(s->send(data));
+  auto r = rx.recv(1000ms);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->ttl, 255);
+  EXPECT_EQ(r->tos, 0xC0);
+  EXPECT_EQ(r->src_port, 49201);
+}
+
+// SH-15: a link-local peer without an interface cannot be addressed.
+TEST_F(TransportTest, LinkLocalPeerNeedsInterface) {
+  SendSpec spec;
+  spec.peer = boost::asio::ip::make_address("fe80::1");
+  spec.source_port = 49202;
+  SendOpenError err;
+  EXPECT_FALSE(SendSocket::open(spec, err));
+  EXPECT_NE(err.message.find("needs an interface"), std::string::npos);
+}
+
+TEST_F(TransportTest, SendSocketErrors) {
+  SendOpenError err;
+  SendSpec spec;
+  spec.peer = boost::asio::ip::make_address("127.0.0.2");
+  spec.local = boost::asio::ip::make_address("198.18.0.7");  // not ours
+  spec.source_port = 49203;
+  EXPECT_FALSE(SendSocket::open(spec, err));
+  EXPECT_EQ(err.message, "cannot bind UDP 198.18.0.7:49203: Cannot assign requested address");
+
+  spec.local.reset();
+  spec.interface = "nosuchif0";
+  EXPECT_FALSE(SendSocket::open(spec, err));
+  EXPECT_NE(err.message.find("nosuchif0"), std::string::npos);
+
+  spec.interface.clear();
+  spec.local = boost::asio::ip::make_address("::1");
+  EXPECT_FALSE(SendSocket::open(spec, err));
+  EXPECT_NE(err.message.find("address family"), std::string::npos);
+
+  // A source port someone else holds reports EADDRINUSE (the engine skips it).
+  UdpPeer squatter("0.0.0.0", 49204, /*reuse=*/false);
+  spec.local.reset();
+  spec.source_port = 49204;
+  EXPECT_FALSE(SendSocket::open(spec, err));
+  EXPECT_EQ(err.errnum, EADDRINUSE);
+}
+
+TEST(TransportHelpers, AddressText) {
+  auto ll = boost::asio::ip::make_address("fe80::1");
+  EXPECT_EQ(address_text(ll, "veth0"), "fe80::1%veth0");
+  EXPECT_EQ(address_text(boost::asio::ip::make_address("198.18.0.1"), "veth0"), "198.18.0.1");
+  auto v6 = ll.to_v6();
+  v6.scope_id(7);
+  EXPECT_EQ(without_scope(v6).to_string(), "fe80::1");
+  EXPECT_EQ(interface_index(""), 0u);
+  EXPECT_EQ(interface_index("definitely-not-an-interface"), 0u);
+}
+
+}  // namespace
+}  // namespace beacon::engine::detail
