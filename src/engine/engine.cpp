@@ -12,8 +12,14 @@
 // A dropped packet only bumps its per-reason counter (PKT-11).
 #include "beacon/engine/engine.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <future>
@@ -21,12 +27,6 @@
 #include <random>
 #include <thread>
 #include <utility>
-
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <spdlog/spdlog.h>
 
 #include "beacon/engine/demux.hpp"
 #include "beacon/engine/scheduler.hpp"
@@ -52,7 +52,9 @@ constexpr int kShutdownPackets = 3;
 constexpr int kPortAttempts = 64;
 constexpr Duration kDropLogInterval{1'000'000};
 
-bool is_down(State s) { return s == State::Down || s == State::AdminDown; }
+bool is_down(State s) {
+  return s == State::Down || s == State::AdminDown;
+}
 
 std::uint8_t default_diag(core::Hold h, std::uint8_t diag) {
   if (diag != 0) return diag;
@@ -148,8 +150,8 @@ struct Engine::Impl {
   std::mutex mu;
   std::condition_variable cv;
   bool opened = false;
-  bool running = false;    // closures may be posted
-  bool loop_done = true;   // the thread is not inside io.run()
+  bool running = false;   // closures may be posted
+  bool loop_done = true;  // the thread is not inside io.run()
   std::thread thread;
 
   // ------------------------------------------------------------ start-up
@@ -167,8 +169,7 @@ struct Engine::Impl {
   TimePoint gc_time(const SessionSlot& s) const;
   void remove_slot(std::uint32_t id, std::string_view why);
   void on_datagram(std::span<const std::uint8_t> bytes, const detail::RxInfo& info);
-  void try_accept(const core::wire::ControlPacket& pkt, const detail::RxInfo& info,
-                  TimePoint now);
+  void try_accept(const core::wire::ControlPacket& pkt, const detail::RxInfo& info, TimePoint now);
   void drop(DropReason r, const detail::RxInfo& info);
   void carry_out(SessionSlot& s, const core::Effects& fx);
   void send_packet(SessionSlot& s, const core::wire::ControlPacket& p);
@@ -286,6 +287,9 @@ void Engine::Impl::create_configured(const config::SessionSpec& spec, TimePoint 
       throw StartupError(who + ": interface \"" + spec.interface + "\" does not exist");
     }
   }
+  if (spec.peer.is_unspecified() || spec.peer.is_multicast()) {
+    throw StartupError(who + ": not a unicast peer address");
+  }
   const bool link_local = spec.peer.is_v6() && spec.peer.to_v6().is_link_local();
   if (link_local && ifindex == 0) {
     ifindex = static_cast<unsigned>(spec.peer.to_v6().scope_id());
@@ -308,9 +312,8 @@ void Engine::Impl::create_configured(const config::SessionSpec& spec, TimePoint 
   const std::uint32_t id = new_slot_id();
   SessionSlot& s = *slots[id];
   s.peer = key.peer;
-  s.peer_text = detail::address_text(spec.peer, spec.interface.empty()
-                                                     ? detail::interface_name(ifindex)
-                                                     : spec.interface);
+  s.peer_text = detail::address_text(
+      spec.peer, spec.interface.empty() ? detail::interface_name(ifindex) : spec.interface);
   s.group = spec.group;
   s.interface = spec.interface;
   s.ifindex = ifindex;
@@ -583,9 +586,10 @@ void Engine::Impl::try_accept(const core::wire::ControlPacket& pkt, const detail
   s.session.emplace(session);
   table.insert(id, *discr, s.key);
   ++live;
-  log->info("peer {} group {}: passive session created by accept rule {}/{} (discriminator {}, "
-            "source port {})",
-            s.peer_text, s.group, a.prefix.to_string(), a.prefix_len, *discr, s.source_port);
+  log->info(
+      "peer {} group {}: passive session created by accept rule {}/{} (discriminator {}, "
+      "source port {})",
+      s.peer_text, s.group, a.prefix.to_string(), a.prefix_len, *discr, s.source_port);
   if (fx_hold.change) log_change(s, *fx_hold.change);
   if (fx.send || fx_hold.send) send_packet(s, s.session->current_packet());
   if (fx.change) log_change(s, *fx.change);
@@ -649,21 +653,21 @@ HoldResult Engine::Impl::set_hold(HoldSource source, const Selector& sel, core::
       break;
     case Selector::Kind::Group: {
       for (const auto& p : slots) r.matched += (p && p->group == sel.value) ? 1 : 0;
-      const bool known =
-          r.matched != 0 ||
-          std::any_of(cfg.sessions.begin(), cfg.sessions.end(),
-                      [&](const auto& s) { return s.group == sel.value; }) ||
-          std::any_of(cfg.accepts.begin(), cfg.accepts.end(),
-                      [&](const auto& a) { return a.group == sel.value; });
+      const bool known = r.matched != 0 ||
+                         std::any_of(cfg.sessions.begin(), cfg.sessions.end(),
+                                     [&](const auto& s) { return s.group == sel.value; }) ||
+                         std::any_of(cfg.accepts.begin(), cfg.accepts.end(),
+                                     [&](const auto& a) { return a.group == sel.value; });
       if (!known && hold != core::Hold::None) {
         r.error = "no session in group \"" + sel.value + "\"";
         return r;
       }
-      holds.set_group(source, sel.value, rule, [&](const detail::PeerMatch& m, const std::string& g) {
-        return std::any_of(slots.begin(), slots.end(), [&](const auto& p) {
-          return p && p->group == g && detail::peer_matches(m, target(*p));
-        });
-      });
+      holds.set_group(source, sel.value, rule,
+                      [&](const detail::PeerMatch& m, const std::string& g) {
+                        return std::any_of(slots.begin(), slots.end(), [&](const auto& p) {
+                          return p && p->group == g && detail::peer_matches(m, target(*p));
+                        });
+                      });
       break;
     }
     case Selector::Kind::Peer: {
@@ -757,8 +761,7 @@ void Engine::Impl::begin_shutdown(core::Hold signal) {
     p->shutdown_tracked = p->session->state() == State::Up;
     p->shutdown_sent = 0;
   }
-  log->info("engine: shutting down, signalling {} to every session",
-            core::hold_name(signal));
+  log->info("engine: shutting down, signalling {} to every session", core::hold_name(signal));
   set_hold(HoldSource::Shutdown, Selector{}, signal, 0);  // first packet at once (SM-21)
   if (shutdown_complete(now)) return finish();
   shutdown_tick();
@@ -835,7 +838,9 @@ auto Engine::Impl::call(F f) -> decltype(f()) {
 Engine::Engine(const config::Config& cfg, std::shared_ptr<spdlog::logger> log)
     : impl_(std::make_unique<Impl>(cfg, std::move(log))) {}
 
-Engine::~Engine() { stop(); }
+Engine::~Engine() {
+  stop();
+}
 
 void Engine::open() {
   std::lock_guard lk(impl_->mu);
@@ -851,10 +856,15 @@ void Engine::run() {
   impl_->running = true;
   impl_->loop_done = false;
   impl_->thread = std::thread([impl = impl_.get()] {
-    try {
-      impl->io.run();
-    } catch (const std::exception& e) {
-      impl->log->critical("engine loop: {}", e.what());
+    // A handler that throws (only std::bad_alloc is possible) loses its own
+    // work; the loop goes on so callers waiting on posted closures are served.
+    for (int failures = 0; failures < 100; ++failures) {
+      try {
+        impl->io.run();
+        break;
+      } catch (const std::exception& e) {
+        impl->log->critical("engine loop: {}", e.what());
+      }
     }
     std::lock_guard lk(impl->mu);
     impl->running = false;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <array>
+#include <boost/asio/ip/address.hpp>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -17,8 +18,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <boost/asio/ip/address.hpp>
 
 #include "beacon/core/session.hpp"
 #include "beacon/engine/engine.hpp"

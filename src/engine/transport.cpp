@@ -7,11 +7,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <boost/asio/posix/descriptor_base.hpp>
 #include <cerrno>
 #include <cstring>
 #include <utility>
-
-#include <boost/asio/posix/descriptor_base.hpp>
 
 #include "beacon/engine/engine.hpp"
 #include "transport_impl.hpp"
@@ -22,7 +21,9 @@ namespace {
 
 constexpr int kMaxBatchesPerWake = 8;  // then yield to timers and other sockets
 
-std::string errno_text(int e) { return std::strerror(e); }
+std::string errno_text(int e) {
+  return std::strerror(e);
+}
 
 std::string endpoint_text(const asio::ip::address& a, std::uint16_t port) {
   if (a.is_v6()) return "[" + a.to_string() + "]:" + std::to_string(port);
@@ -179,7 +180,9 @@ void RxBatch::info(std::size_t i, bool multihop, RxInfo& out) const {
 Listener::Listener(asio::io_context& io, bool v6, bool multihop, std::uint16_t port)
     : desc_(io), v6_(v6), multihop_(multihop), port_(port) {}
 
-Listener::~Listener() { close(); }
+Listener::~Listener() {
+  close();
+}
 
 std::string Listener::where() const {
   return "UDP " + std::string(v6_ ? "[::]" : "0.0.0.0") + ":" + std::to_string(port_);
@@ -290,7 +293,10 @@ std::optional<SendSocket> SendSocket::open(const SendSpec& spec, SendOpenError& 
   }
   SendSocket s;
   s.fd_ = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (s.fd_ < 0) return fail(errno, "cannot open UDP socket");
+  if (s.fd_ < 0) {
+    const int e = errno;
+    return fail(e, "cannot open UDP socket");
+  }
   int fd = s.fd_;
   bool ok;
   if (v6) {
@@ -300,26 +306,32 @@ std::optional<SendSocket> SendSocket::open(const SendSpec& spec, SendOpenError& 
   } else {
     ok = set_int(fd, IPPROTO_IP, IP_TTL, kSendTtl) && set_int(fd, IPPROTO_IP, IP_TOS, kDscpCs6Tos);
   }
-  if (!ok) return fail(errno, "cannot set TTL/DSCP on UDP socket");
+  if (!ok) {
+    const int e = errno;
+    return fail(e, "cannot set TTL/DSCP on UDP socket");
+  }
   if (!spec.interface.empty()) {
     // SH-11: leave only through the protected link, whatever the routes say.
     if (::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, spec.interface.data(),
                      static_cast<socklen_t>(spec.interface.size())) != 0) {
-      return fail(errno, "cannot bind to interface \"" + spec.interface + "\"");
+      const int e = errno;
+      return fail(e, "cannot bind to interface \"" + spec.interface + "\"");
     }
   } else if (spec.ifindex != 0) {
     int idx = static_cast<int>(spec.ifindex);
     if (::setsockopt(fd, SOL_SOCKET, SO_BINDTOIFINDEX, &idx, sizeof(idx)) != 0) {
-      return fail(errno, "cannot bind to interface index " + std::to_string(spec.ifindex));
+      const int e = errno;
+      return fail(e, "cannot bind to interface index " + std::to_string(spec.ifindex));
     }
   }
   asio::ip::address local = spec.local ? *spec.local
-                            : v6        ? asio::ip::address(asio::ip::address_v6::any())
-                                        : asio::ip::address(asio::ip::address_v4::any());
+                            : v6       ? asio::ip::address(asio::ip::address_v6::any())
+                                       : asio::ip::address(asio::ip::address_v4::any());
   sockaddr_storage sa;
   socklen_t len = make_sockaddr(local, spec.source_port, spec.ifindex, sa);
   if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), len) != 0) {
-    return fail(errno, "cannot bind UDP " + endpoint_text(without_scope(local), spec.source_port));
+    const int e = errno;
+    return fail(e, "cannot bind UDP " + endpoint_text(without_scope(local), spec.source_port));
   }
   std::uint16_t dport = spec.dest_port != 0 ? spec.dest_port
                         : spec.multihop     ? std::uint16_t{4784}

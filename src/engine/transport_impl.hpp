@@ -22,6 +22,9 @@
 #include <sys/socket.h>
 
 #include <array>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -29,10 +32,6 @@
 #include <span>
 #include <string>
 #include <vector>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/address.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
 
 namespace beacon::engine::detail {
 
@@ -122,8 +121,8 @@ class Listener {
 struct SendSpec {
   asio::ip::address peer;  // v6 link-local: scope id taken from ifindex
   std::optional<asio::ip::address> local;
-  std::string interface;   // SO_BINDTODEVICE when non-empty
-  unsigned ifindex = 0;    // interface index (0: none); scope for link-local
+  std::string interface;  // SO_BINDTODEVICE when non-empty
+  unsigned ifindex = 0;   // interface index (0: none); scope for link-local
   bool multihop = false;
   std::uint16_t source_port = 0;
   std::uint16_t dest_port = 0;  // 0: 3784 / 4784 from `multihop`

@@ -8,6 +8,8 @@
 // may be called from the engine thread itself.
 #pragma once
 
+#include <spdlog/logger.h>
+
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -15,8 +17,6 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <spdlog/logger.h>
 
 #include "beacon/config/config.hpp"
 #include "beacon/core/session.hpp"
@@ -46,7 +46,7 @@ struct SessionSnapshot {
   std::string group;
   bool multihop = false;
   bool passive = false;
-  bool dynamic = false;   // created by an [[accept]] rule
+  bool dynamic = false;  // created by an [[accept]] rule
   std::uint16_t source_port = 0;
   core::wire::State state = core::wire::State::Down;
   core::wire::State remote_state = core::wire::State::Down;
@@ -73,11 +73,11 @@ struct EngineStats {
   std::uint64_t tx_errors = 0;
   std::uint64_t sessions = 0;
   std::uint64_t timer_fires = 0;
-  core::Duration timer_lateness_max{0};   // worst (fire time - deadline)
+  core::Duration timer_lateness_max{0};    // worst (fire time - deadline)
   core::Duration timer_lateness_total{0};  // sum, for a mean
-  std::uint64_t rx_errors = 0;        // recvmmsg failures other than EAGAIN
-  std::uint64_t passive_created = 0;  // sessions created by [[accept]] rules
-  std::uint64_t passive_removed = 0;  // dynamic sessions removed after going silent
+  std::uint64_t rx_errors = 0;             // recvmmsg failures other than EAGAIN
+  std::uint64_t passive_created = 0;       // sessions created by [[accept]] rules
+  std::uint64_t passive_removed = 0;       // dynamic sessions removed after going silent
 };
 
 struct HoldResult {
@@ -102,9 +102,13 @@ class Engine {
   EngineStats stats();
   // Holds apply to matching sessions now and to sessions created later
   // (passive sessions re-created after a peer restart come back held).
-  // Hold::None releases this source's rule for the selector.
-  HoldResult set_hold(HoldSource source, const Selector& sel, core::Hold hold,
-                      std::uint8_t diag);
+  // Hold::None releases this source's rule for the selector. Per source the
+  // most specific rule wins (peer > group > all); a rule at one level clears
+  // that source's narrower rules it covers (`--all` really means all). diag 0
+  // means the default: 5 (Path Down) for Down, 7 (Admin Down) for AdminDown.
+  // Refused (HoldResult::error) when a Peer/Group selector names nothing
+  // known and hold != None.
+  HoldResult set_hold(HoldSource source, const Selector& sel, core::Hold hold, std::uint8_t diag);
 
   // Graceful stop: every Up session sends `signal` (Down diag 5... or
   // AdminDown diag 7) for at least 3 packets or until the peer acknowledges,

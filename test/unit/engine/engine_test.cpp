@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cstdio>
 #include <future>
 #include <set>
 #include <thread>
@@ -31,7 +32,9 @@ constexpr std::uint16_t kSh = core::wire::kSingleHopPort;
 constexpr std::uint16_t kMh = core::wire::kMultiHopPort;
 constexpr std::uint32_t kPeerDiscr = 0x5eed0001;
 
-boost::asio::ip::address addr(const char* s) { return boost::asio::ip::make_address(s); }
+boost::asio::ip::address addr(const char* s) {
+  return boost::asio::ip::make_address(s);
+}
 
 core::SessionParams slow_params() {
   // 1 s timers: a periodic packet is ~0.75-1 s away, so anything within a
@@ -108,8 +111,7 @@ class EngineTest : public ::testing::Test {
   std::uint32_t bring_up(UdpPeer& rx, UdpPeer& tx, const std::string& peer,
                          const std::string& engine_addr, std::uint16_t port = kSh) {
     tx.send(engine_addr, port, bfd_packet(State::Down, kPeerDiscr, 0));
-    auto init = rx.recv_until(
-        [](const Received& r) { return r.pkt.state == State::Init; }, 2000ms);
+    auto init = rx.recv_until([](const Received& r) { return r.pkt.state == State::Init; }, 2000ms);
     if (!init || init->pkt.your_discriminator != kPeerDiscr) return 0;
     const std::uint32_t discr = init->pkt.my_discriminator;
     tx.send(engine_addr, port, bfd_packet(State::Up, kPeerDiscr, discr));
@@ -182,7 +184,8 @@ TEST_F(EngineTest, SourcePortFixedAcrossFlap) {
   ASSERT_NE(bring_up(rx, tx, "127.0.0.2", "127.0.0.1"), 0u);
   const auto port = find("127.0.0.2")->source_port;
   // Peer goes AdminDown -> we go Down (ADM-06), then handshake again.
-  tx.send("127.0.0.1", kSh, bfd_packet(State::AdminDown, kPeerDiscr, find("127.0.0.2")->local_discr, 7));
+  tx.send("127.0.0.1", kSh,
+          bfd_packet(State::AdminDown, kPeerDiscr, find("127.0.0.2")->local_discr, 7));
   auto down = rx.recv_until([](const Received& r) { return r.pkt.state == State::Down; }, 2000ms);
   ASSERT_TRUE(down);
   EXPECT_EQ(down->pkt.diag, 3);
@@ -258,14 +261,15 @@ TEST_F(EngineTest, GarbageCountedPerReasonWithoutEffect) {
   send_bytes(enc(p));  // ZeroMyDiscriminator
   p = bfd_packet(State::Down, 77, 0);
   auto b = enc(p);
-  buf[3] = 60;  // Length > payload
+  buf[3] = 60;    // Length > payload
   send_bytes(b);  // LengthExceedsPayload
   // Give the loop time to read them all.
   std::this_thread::sleep_for(200ms);
   const auto after = engine_->stats();
   EXPECT_EQ(drops(after, DropReason::TooShort) - drops(before, DropReason::TooShort), 1u);
   EXPECT_EQ(drops(after, DropReason::BadVersion) - drops(before, DropReason::BadVersion), 1u);
-  EXPECT_EQ(drops(after, DropReason::ZeroDetectMult) - drops(before, DropReason::ZeroDetectMult), 1u);
+  EXPECT_EQ(drops(after, DropReason::ZeroDetectMult) - drops(before, DropReason::ZeroDetectMult),
+            1u);
   EXPECT_EQ(drops(after, DropReason::MultipointSet) - drops(before, DropReason::MultipointSet), 1u);
   EXPECT_EQ(drops(after, DropReason::ZeroMyDiscriminator) -
                 drops(before, DropReason::ZeroMyDiscriminator),
@@ -433,7 +437,9 @@ TEST_F(EngineTest, HoldAdminDownByPeerSelector) {
 // Selectors naming nothing are refused; releasing nothing is fine.
 TEST_F(EngineTest, HoldSelectorErrors) {
   cfg_.sessions.push_back(session_spec("127.0.0.2", "127.0.0.1"));
-  cfg_.accepts.push_back(accept_spec("127.0.0.0", 8, "dyn", 8));
+  // Not 127.0.0.0/8: nobody listens on 127.0.0.2:3784 here, so our own packets
+  // loop back to our wildcard listener from 127.0.0.1.
+  cfg_.accepts.push_back(accept_spec("127.0.1.0", 24, "dyn", 8));
   start();
   auto r = engine_->set_hold(HoldSource::Admin, Selector{Selector::Kind::Peer, "127.0.0.99"},
                              core::Hold::Down, 5);
@@ -445,8 +451,8 @@ TEST_F(EngineTest, HoldSelectorErrors) {
                         core::Hold::Down, 5);
   EXPECT_NE(r.error, "");
   // A group known only from an [[accept]] rule is fine (0 sessions now).
-  r = engine_->set_hold(HoldSource::Admin, Selector{Selector::Kind::Group, "dyn"},
-                        core::Hold::Down, 5);
+  r = engine_->set_hold(HoldSource::Admin, Selector{Selector::Kind::Group, "dyn"}, core::Hold::Down,
+                        5);
   EXPECT_EQ(r.error, "");
   EXPECT_EQ(r.matched, 0u);
   r = engine_->set_hold(HoldSource::Admin, Selector{Selector::Kind::Peer, "127.0.0.99"},
@@ -463,8 +469,9 @@ TEST_F(EngineTest, HoldAppliesToLaterPassiveSession) {
   UdpPeer rx("127.0.0.3", kSh);
   UdpPeer tx("127.0.0.3", 50001);
   start();
-  ASSERT_EQ(engine_->set_hold(HoldSource::Health, Selector{Selector::Kind::Group, "dyn"},
-                              core::Hold::Down, 5)
+  ASSERT_EQ(engine_
+                ->set_hold(HoldSource::Health, Selector{Selector::Kind::Group, "dyn"},
+                           core::Hold::Down, 5)
                 .error,
             "");
   tx.send("127.0.0.1", kSh, bfd_packet(State::Down, kPeerDiscr, 0));
@@ -647,17 +654,53 @@ TEST_F(EngineTest, InterfaceBoundSessionOpens) {
   EXPECT_EQ(s->interface, "beaconeng0");
 }
 
-// TMR-20 plumbing: the one timer fires and its lateness is measured.
+// TMR-20 plumbing: the one timer fires at microsecond precision (timerfd, no
+// ms rounding) and its lateness is measured. Figures are printed; the bound
+// asserted is generous (a shared CI machine).
 TEST_F(EngineTest, TimerLatenessMeasured) {
-  cfg_.sessions.push_back(session_spec("127.0.0.2", "127.0.0.1"));
+  auto spec = session_spec("127.0.0.2", "127.0.0.1");
+  spec.params.desired_min_tx = core::Duration{10'000};
+  cfg_.sessions.push_back(spec);
   UdpPeer rx("127.0.0.2", kSh);
+  UdpPeer tx("127.0.0.2", 50001);
   start();
-  ASSERT_TRUE(rx.recv(2500ms));
+  // Peer: Down, then Up, asking for 10 ms (TMR-01: we send at max(10, 10) ms).
+  tx.send("127.0.0.1", kSh, bfd_packet(State::Down, kPeerDiscr, 0, 0, 10'000));
+  auto init = rx.recv_until([](const Received& r) { return r.pkt.state == State::Init; }, 2000ms);
+  ASSERT_TRUE(init);
+  const std::uint32_t discr = init->pkt.my_discriminator;
+  tx.send("127.0.0.1", kSh, bfd_packet(State::Up, kPeerDiscr, discr, 0, 10'000));
+  ASSERT_TRUE(wait_session("127.0.0.2", [](const SessionSnapshot& s) {
+    return s.state == State::Up && s.tx_interval == core::Duration{10'000};
+  }));
+  // Answer a Poll (TMR-05) if one runs, then watch ~0.5 s of periodic packets.
+  std::vector<std::chrono::steady_clock::time_point> at;
+  const auto end = std::chrono::steady_clock::now() + 500ms;
+  while (std::chrono::steady_clock::now() < end) {
+    auto r = rx.recv(100ms);
+    if (!r) continue;
+    at.push_back(r->at);
+    if (r->pkt.poll) {
+      auto f = bfd_packet(State::Up, kPeerDiscr, discr, 0, 10'000);
+      f.final = true;
+      tx.send("127.0.0.1", kSh, f);
+    }
+  }
   auto st = engine_->stats();
-  EXPECT_GE(st.timer_fires, 1u);
-  EXPECT_LE(st.timer_lateness_total, st.timer_lateness_max * static_cast<long>(st.timer_fires));
-  EXPECT_LT(st.timer_lateness_max, core::Duration{200'000});  // generous
-  EXPECT_GE(st.tx_packets, 1u);
+  ASSERT_GE(st.timer_fires, 20u);
+  ASSERT_GE(at.size(), 20u);
+  const auto mean_gap = (at.back() - at.front()) / static_cast<long>(at.size() - 1);
+  std::printf("timer fires %llu, lateness mean %lld us max %lld us; tx gap mean %lld us\n",
+              static_cast<unsigned long long>(st.timer_fires),
+              static_cast<long long>(st.timer_lateness_total.count() /
+                                     static_cast<long long>(st.timer_fires)),
+              static_cast<long long>(st.timer_lateness_max.count()),
+              static_cast<long long>(
+                  std::chrono::duration_cast<std::chrono::microseconds>(mean_gap).count()));
+  // TMR-02: jittered 75-100 % of 10 ms; ms rounding or a slow loop would show.
+  EXPECT_GT(mean_gap, 6ms);
+  EXPECT_LT(mean_gap, 13ms);
+  EXPECT_LT(st.timer_lateness_max, core::Duration{100'000});
 }
 
 // SM-02: a dynamic session outlives the peer's silence by at least one
@@ -673,9 +716,8 @@ TEST_F(EngineTest, DynamicSessionRemovedAfterSilence) {
   tx.send("127.0.0.1", kSh, bfd_packet(State::Down, kPeerDiscr, 0, 0, 100'000));
   ASSERT_TRUE(wait_session("127.0.0.3", [](const SessionSnapshot&) { return true; }));
   // Init -> detection time (0.3 s) -> Down; kept >= 5 s after that.
-  ASSERT_TRUE(wait_session("127.0.0.3", [](const SessionSnapshot& s) {
-    return s.state == State::Down;
-  }));
+  ASSERT_TRUE(
+      wait_session("127.0.0.3", [](const SessionSnapshot& s) { return s.state == State::Down; }));
   std::this_thread::sleep_for(4000ms);
   EXPECT_TRUE(find("127.0.0.3"));
   const auto end = std::chrono::steady_clock::now() + 4s;

@@ -36,8 +36,9 @@ inline bool enter_private_netns() {
     if (::unshare(CLONE_NEWNET) != 0) return;
     // system() children inherit the namespace of this thread.
     ok = std::system("ip link set lo up") == 0 &&
-         std::system("ip -6 addr add fd00::1/128 dev lo nodad && "
-                     "ip -6 addr add fd00::2/128 dev lo nodad") == 0;
+         std::system(
+             "ip -6 addr add fd00::1/128 dev lo nodad && "
+             "ip -6 addr add fd00::2/128 dev lo nodad") == 0;
     // A veth pair for interface-bound sessions (the kernel may lack "dummy").
     if (ok) {
       (void)std::system(
@@ -128,7 +129,8 @@ class UdpPeer {
     if (n < 0) return std::nullopt;
     Received r;
     r.at = std::chrono::steady_clock::now();
-    r.decode = core::wire::decode(std::span<const std::uint8_t>(data.data(), static_cast<std::size_t>(n)), r.pkt);
+    r.decode = core::wire::decode(
+        std::span<const std::uint8_t>(data.data(), static_cast<std::size_t>(n)), r.pkt);
     char text[INET6_ADDRSTRLEN] = {};
     if (from.ss_family == AF_INET) {
       auto& s = reinterpret_cast<sockaddr_in&>(from);

@@ -3,10 +3,9 @@
 // private network namespace.
 #include <gtest/gtest.h>
 
+#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <vector>
-
-#include <boost/asio/io_context.hpp>
 
 #include "../../../src/engine/transport_impl.hpp"
 #include "beacon/engine/engine.hpp"
