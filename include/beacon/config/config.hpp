@@ -66,12 +66,67 @@ struct AcceptSpec {
   bool contains(const boost::asio::ip::address& a) const;
 };
 
+// ---- Health (issue 3) ----
+
+// One [[check]]. Only the keys of its type are meaningful; the loader rejects
+// keys that do not belong to the type.
+struct CheckSpec {
+  std::string name;
+  std::string type;  // haproxy-http | haproxy-socket | haproxy-process | interface | file | exec
+  // haproxy-http
+  std::string url;
+  int expect_status = 200;
+  // haproxy-socket
+  std::string socket;
+  std::string backend;  // empty: no backend check
+  std::uint32_t min_servers_up = 1;
+  // haproxy-process
+  std::string pidfile;
+  // interface
+  std::string interface;
+  // file
+  std::string path;
+  // exec
+  std::vector<std::string> command;
+  // polling (haproxy-http, haproxy-socket, exec); ignored by event-driven types
+  core::Duration interval{1'000'000};
+  core::Duration fast_interval{0};  // 0: same as interval; used while rise/fall is in transition
+  core::Duration timeout{0};        // 0: min(interval, 1s)
+  // hysteresis: event-driven types default to 1/1, polled types to rise 2 / fall 2
+  std::uint32_t rise = 0;  // 0: type default
+  std::uint32_t fall = 0;  // 0: type default
+  int line = 0, column = 0;
+
+  bool event_driven() const {
+    return type == "haproxy-process" || type == "interface" || type == "file";
+  }
+};
+
+// One [[group]]: which checks drive the sessions of a group, and the signal.
+struct GroupSpec {
+  std::string name;
+  std::vector<std::string> checks;                    // names of [[check]] tables
+  core::Hold unhealthy_signal = core::Hold::Down;     // "down" | "admin-down"
+  core::Hold maintenance_signal = core::Hold::Down;   // "down" | "admin-down"
+  std::uint8_t diag = 5;                              // diag used for "down" (0..31)
+  int line = 0, column = 0;
+};
+
+// [health]: fail-safe of the engine against a stalled ops loop.
+struct HealthConfig {
+  core::Duration failsafe_timeout{1'000'000};  // no verdict heartbeat for this long -> Down
+  core::Duration heartbeat_interval{100'000};  // how often the ops loop reports it is alive
+};
+
 struct Config {
   std::string source;  // file name used in errors
   DaemonConfig daemon;
   BfdDefaults bfd;
   std::vector<SessionSpec> sessions;
   std::vector<AcceptSpec> accepts;
+  std::vector<CheckSpec> checks;
+  std::vector<GroupSpec> groups;
+  HealthConfig health;
 };
 
 struct LoadResult {

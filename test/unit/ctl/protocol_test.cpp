@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 
 #include "fake_backend.hpp"
@@ -281,6 +282,31 @@ TEST_F(ProtocolTest, RegistryAcceptsNewCommandsAndTheirFields) {
   EXPECT_EQ(send(R"({"cmd":"echo","loud":true})").at("ok"), false);
   auto names = dispatcher_.command_names();
   EXPECT_NE(std::find(names.begin(), names.end(), "echo"), names.end());
+}
+
+// Seeded random garbage and mutated valid requests: always one JSON object
+// line with a boolean "ok", never an exception, never a backend change unless
+// the mutation still spells a valid request.
+TEST_F(ProtocolTest, RandomInputAlwaysGetsAWellFormedResponse) {
+  std::mt19937 rng(12345);
+  const std::string valid = R"({"cmd":"session-set-state","state":"down","diag":5,"all":true})";
+  for (int i = 0; i < 5000; ++i) {
+    std::string line;
+    if (i % 2 == 0) {
+      std::size_t len = rng() % 64;
+      for (std::size_t k = 0; k < len; ++k) line += static_cast<char>(rng() % 256);
+    } else {
+      line = valid;
+      for (int m = 0; m < 3; ++m) line[rng() % line.size()] = static_cast<char>(rng() % 128);
+    }
+    std::string out;
+    ASSERT_NO_THROW(out = dispatcher_.handle(line));
+    json r;
+    ASSERT_NO_THROW(r = json::parse(out)) << out;
+    ASSERT_TRUE(r.is_object());
+    ASSERT_TRUE(r.at("ok").is_boolean());
+    if (!r["ok"].get<bool>()) EXPECT_TRUE(r.at("error").is_string());
+  }
 }
 
 TEST(DumpJson, InvalidUtf8IsReplacedNotThrown) {

@@ -1,0 +1,61 @@
+// Health probes (ops loop). A probe only says pass / fail / maintenance plus a
+// reason and its latency; hysteresis (rise/fall) lives in the policy, never
+// here. Every probe runs on the ops loop's io_context and must never block
+// it: sockets, curl multi, pidfd, netlink and inotify are all driven by
+// asynchronous waits; exec uses fork/exec + pidfd.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+
+#include "beacon/config/config.hpp"
+#include "beacon/core/time.hpp"
+
+namespace beacon::health {
+
+enum class Status : std::uint8_t { Pass, Fail, Maintenance };
+
+std::string_view status_name(Status s);  // "pass", "fail", "maintenance"
+
+struct Result {
+  Status status = Status::Fail;
+  std::string reason;               // human text: "HTTP 503", "process 1234 exited", ...
+  core::Duration latency{0};        // time the probe took (0 for events)
+  // haproxy-socket extras (drain uses them later)
+  std::optional<std::uint64_t> current_connections;
+  bool reloaded = false;            // HAProxy Pid/Start_time changed since last run
+};
+
+using ResultFn = std::function<void(Result)>;
+
+class Probe {
+ public:
+  virtual ~Probe() = default;
+
+  // Polled probes: run once and call `done` exactly once, on the ops loop,
+  // within the configured timeout (a timeout is a Fail with reason "timeout").
+  // A probe that cannot run (missing socket, bad URL, ...) reports Fail with a
+  // clear reason; it never throws and never passes by default.
+  virtual void run(ResultFn done) = 0;
+
+  // Event-driven probes (haproxy-process, interface, file) return true and
+  // report through watch(): once at start with the current state, then at
+  // once on every change. Polled probes keep the defaults.
+  virtual bool event_driven() const { return false; }
+  virtual void watch(ResultFn on_change) { (void)on_change; }
+
+  // Cancels outstanding work; no callback runs after cancel() returns.
+  virtual void cancel() {}
+};
+
+// Creates the probe for spec.type on `io`. Never throws for runtime problems
+// (those become Fail results); throws std::invalid_argument only for a type
+// the config loader should have rejected.
+std::unique_ptr<Probe> make_probe(boost::asio::io_context& io, const config::CheckSpec& spec);
+
+}  // namespace beacon::health
