@@ -305,7 +305,9 @@ TEST_F(ProtocolTest, RandomInputAlwaysGetsAWellFormedResponse) {
     ASSERT_NO_THROW(r = json::parse(out)) << out;
     ASSERT_TRUE(r.is_object());
     ASSERT_TRUE(r.at("ok").is_boolean());
-    if (!r["ok"].get<bool>()) EXPECT_TRUE(r.at("error").is_string());
+    if (!r["ok"].get<bool>()) {
+      EXPECT_TRUE(r.at("error").is_string());
+    }
   }
 }
 
