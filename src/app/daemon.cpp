@@ -5,8 +5,10 @@
 //    starts, so every thread inherits the mask; then waits for them with
 //    sigwait. No signal handler ever runs.
 //  - engine loop: started by Engine::run(); packets and timers only.
-//  - ops loop: one io_context on its own thread serving the control socket.
-//    It calls into the engine through EngineBackend (blocking posts).
+//  - ops loop: one io_context on its own thread serving the control socket
+//    and running the health manager (probes, rise/fall, group verdicts). It
+//    calls into the engine through EngineBackend and the health Sink
+//    (blocking posts); the health manager starts only once the engine runs.
 #include "beacon/app/daemon.hpp"
 
 #include <pthread.h>
@@ -24,12 +26,14 @@
 #include <memory>
 #include <thread>
 
+#include "beacon/app/health_wiring.hpp"
 #include "beacon/config/config.hpp"
 #include "beacon/ctl/cli.hpp"
 #include "beacon/ctl/engine_backend.hpp"
 #include "beacon/ctl/protocol.hpp"
 #include "beacon/ctl/server.hpp"
 #include "beacon/engine/engine.hpp"
+#include "beacon/health/manager.hpp"
 
 namespace beacon::app {
 namespace {
@@ -86,6 +90,17 @@ int serve(const config::Config& cfg, const std::shared_ptr<spdlog::logger>& log)
   ctl::EngineBackend backend(engine);
   ctl::Dispatcher dispatcher(backend);
   ctl::Server server(ops, ctl::ServerOptions{cfg.daemon.control_socket}, dispatcher, log);
+  // Probes are created now (on the ops io_context, not yet running); the
+  // engine already holds every health-managed group Down until the first
+  // verdict (start-up order).
+  std::unique_ptr<health::HealthManager> health;
+  try {
+    health = std::make_unique<health::HealthManager>(ops, cfg, make_engine_sink(engine, log), log);
+  } catch (const std::exception& e) {
+    log->error("startup failed: health checks: {}", e.what());
+    return 1;
+  }
+  register_health_commands(dispatcher, *health);
   try {
     server.start();
   } catch (const ctl::ServerError& e) {
@@ -94,6 +109,8 @@ int serve(const config::Config& cfg, const std::shared_ptr<spdlog::logger>& log)
   }
 
   engine.run();
+  // After engine.run(): the sink's set_hold posts to the engine loop and waits.
+  asio::post(ops, [&health] { health->start(); });
   auto work = asio::make_work_guard(ops);
   std::thread ops_thread([&ops, &log] {
     try {
@@ -102,17 +119,22 @@ int serve(const config::Config& cfg, const std::shared_ptr<spdlog::logger>& log)
       log->critical("ops loop failed: {}", e.what());
     }
   });
-  log->info("bfd-beacon {} running: {} configured sessions, {} accept rules, control socket {}",
-            BEACON_VERSION, cfg.sessions.size(), cfg.accepts.size(), cfg.daemon.control_socket);
+  log->info(
+      "bfd-beacon {} running: {} configured sessions, {} accept rules, {} checks, {} groups, "
+      "control socket {}",
+      BEACON_VERSION, cfg.sessions.size(), cfg.accepts.size(), cfg.checks.size(), cfg.groups.size(),
+      cfg.daemon.control_socket);
 
   int sig = wait_for_stop(signals, *log);
   log->info("received {}, shutting down (signal to peers: {})", strsignal(sig),
             cfg.daemon.shutdown_signal == core::Hold::AdminDown ? "admin-down" : "down");
   asio::post(ops, [&] {
+    health->stop();
     server.stop();
     ops.stop();
   });
   ops_thread.join();
+  health.reset();  // probes close their fds; nothing runs on `ops` any more
   engine.shutdown(cfg.daemon.shutdown_signal);
   log->info("stopped");
   return 0;

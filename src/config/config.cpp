@@ -30,18 +30,20 @@ namespace {
 using detail::Diagnostics;
 using detail::position_of;
 
-// Top-level layout: [daemon], [bfd], [[session]]..., [[accept]]...
+// Top-level layout: [daemon], [bfd], [[session]]..., [[accept]]...,
+// [[check]]..., [[group]]..., [health].
 void load_root(const toml::table& root, Config& config, Diagnostics& diag) {
-  static const std::vector<std::string> kSections = {"daemon", "bfd", "session", "accept"};
+  static const std::vector<std::string> kSections = {"daemon", "bfd",   "session", "accept",
+                                                     "check",  "group", "health"};
   for (auto&& [key, node] : root) {
     const std::string_view name = key.str();
-    if (name == "daemon" || name == "bfd") {
+    if (name == "daemon" || name == "bfd" || name == "health") {
       if (!node.is_table()) {
         diag.error(position_of(node), std::string(name) + ": expected a table ([" +
                                           std::string(name) + "]), got " +
                                           std::string(detail::type_name(node.type())));
       }
-    } else if (name == "session" || name == "accept") {
+    } else if (name == "session" || name == "accept" || name == "check" || name == "group") {
       if (!node.is_array()) {
         diag.error(position_of(key), "\"" + std::string(name) +
                                          "\" must be an array of tables: write [[" +
@@ -60,6 +62,10 @@ void load_root(const toml::table& root, Config& config, Diagnostics& diag) {
   if (const auto* t = root.get_as<toml::table>("bfd")) detail::load_bfd(*t, config, diag);
   if (const auto* a = root.get_as<toml::array>("session")) detail::load_sessions(*a, config, diag);
   if (const auto* a = root.get_as<toml::array>("accept")) detail::load_accepts(*a, config, diag);
+  // Groups name checks, wherever the [[check]] tables appear in the file.
+  if (const auto* a = root.get_as<toml::array>("check")) detail::load_checks(*a, config, diag);
+  if (const auto* a = root.get_as<toml::array>("group")) detail::load_groups(*a, config, diag);
+  if (const auto* t = root.get_as<toml::table>("health")) detail::load_health(*t, config, diag);
 }
 
 LoadResult finish(Config config, Diagnostics& diag) {

@@ -69,6 +69,10 @@ class TableReader {
   // A BFD interval: duration string, fits the 32-bit wire field; zero is
   // rejected with `zero_reason` appended to the message.
   std::optional<core::Duration> get_interval(std::string_view key, std::string_view zero_reason);
+  // A duration string in min..max (min >= 1us), e.g. check intervals and
+  // timeouts; `zero_reason` is appended when the value is 0.
+  std::optional<core::Duration> get_duration(std::string_view key, core::Duration min,
+                                             core::Duration max, std::string_view zero_reason);
 
   // Errors for every key nobody asked for, at the key's position, with a
   // "did you mean" hint when a known key is close.
@@ -88,6 +92,8 @@ std::string_view suggest(std::string_view word, std::span<const std::string> can
 
 // Duration with a mandatory unit; on failure `why` says what is wrong.
 std::optional<core::Duration> parse_duration_detail(std::string_view text, std::string& why);
+// Shortest exact spelling in the config syntax: "1s", "1.5s", "150ms", "300us".
+std::string format_duration(core::Duration d);
 
 struct ParsedAddress {
   boost::asio::ip::address address;

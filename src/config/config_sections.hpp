@@ -14,6 +14,14 @@ void load_sessions(const toml::array& sessions, Config& config, Diagnostics& dia
 // [[accept]]: needs config.bfd loaded first.
 void load_accepts(const toml::array& accepts, Config& config, Diagnostics& diag);
 
+// [[check]]: health checks (issue 3). Defaults (timeout, fast_interval,
+// rise, fall) are resolved here, so every CheckSpec holds real values.
+void load_checks(const toml::array& checks, Config& config, Diagnostics& diag);
+// [[group]]: needs config.checks loaded first (names are resolved).
+void load_groups(const toml::array& groups, Config& config, Diagnostics& diag);
+// [health]: engine fail-safe against a stalled ops loop.
+void load_health(const toml::table& table, Config& config, Diagnostics& diag);
+
 // desired_min_tx / required_min_rx / detect_multiplier, shared by [bfd],
 // [[session]] and [[accept]]; present keys override `params`.
 void read_timers(TableReader& reader, core::SessionParams& params);

@@ -91,6 +91,13 @@ std::optional<core::Duration> parse_duration_detail(std::string_view text, std::
   return core::Duration{micros};
 }
 
+std::string format_duration(core::Duration d) {
+  const std::int64_t us = d.count();
+  if (us != 0 && us % 1'000'000 == 0) return std::to_string(us / 1'000'000) + "s";
+  if (us != 0 && us % 1'000 == 0) return std::to_string(us / 1'000) + "ms";
+  return std::to_string(us) + "us";
+}
+
 }  // namespace beacon::config::detail
 
 namespace beacon::config {

@@ -126,6 +126,8 @@ std::optional<std::string> TableReader::get_enum(std::string_view key,
 
 std::optional<core::Duration> TableReader::get_interval(std::string_view key,
                                                         std::string_view zero_reason) {
+  // The wire fields (Desired Min TX, Required Min RX) are 32-bit microseconds.
+  constexpr auto kWireMax = std::numeric_limits<std::uint32_t>::max();
   const toml::node* n = find(key);
   if (n == nullptr) return std::nullopt;
   const auto* s = n->as_string();
@@ -140,8 +142,6 @@ std::optional<core::Duration> TableReader::get_interval(std::string_view key,
                 qualified(key) + ": invalid duration \"" + s->get() + "\": " + why);
     return std::nullopt;
   }
-  // The wire fields (Desired Min TX, Required Min RX) are 32-bit microseconds.
-  constexpr auto kWireMax = std::numeric_limits<std::uint32_t>::max();
   if (d->count() > static_cast<std::int64_t>(kWireMax)) {
     diag_.error(position_of(*n), qualified(key) + ": \"" + s->get() + "\" exceeds " +
                                      std::to_string(kWireMax) +
@@ -151,6 +151,36 @@ std::optional<core::Duration> TableReader::get_interval(std::string_view key,
   if (d->count() == 0) {
     diag_.error(position_of(*n),
                 qualified(key) + ": must be greater than 0: " + std::string(zero_reason));
+    return std::nullopt;
+  }
+  return d;
+}
+
+std::optional<core::Duration> TableReader::get_duration(std::string_view key, core::Duration min,
+                                                        core::Duration max,
+                                                        std::string_view zero_reason) {
+  const toml::node* n = find(key);
+  if (n == nullptr) return std::nullopt;
+  const auto* s = n->as_string();
+  if (s == nullptr) {
+    type_error(key, *n, "a duration string with a unit (us, ms or s), e.g. \"50ms\"");
+    return std::nullopt;
+  }
+  std::string why;
+  auto d = parse_duration_detail(s->get(), why);
+  if (!d) {
+    diag_.error(position_of(*n),
+                qualified(key) + ": invalid duration \"" + s->get() + "\": " + why);
+    return std::nullopt;
+  }
+  if (d->count() == 0) {
+    diag_.error(position_of(*n),
+                qualified(key) + ": must be greater than 0: " + std::string(zero_reason));
+    return std::nullopt;
+  }
+  if (*d < min || *d > max) {
+    diag_.error(position_of(*n), qualified(key) + ": \"" + s->get() + "\" is out of range " +
+                                     format_duration(min) + ".." + format_duration(max));
     return std::nullopt;
   }
   return d;
@@ -193,9 +223,11 @@ std::string_view suggest(std::string_view word, std::span<const std::string> can
 void TableReader::report_unknown() {
   for (auto&& [key, node] : table_) {
     if (std::find(known_.begin(), known_.end(), key.str()) != known_.end()) continue;
-    std::string message = "unknown key \"" + std::string(key.str()) + "\" in " +
-                          (section_ == "session" || section_ == "accept" ? "[[" + section_ + "]]"
-                                                                         : "[" + section_ + "]");
+    std::string message =
+        "unknown key \"" + std::string(key.str()) + "\" in " +
+        (section_ == "session" || section_ == "accept" || section_ == "check" || section_ == "group"
+             ? "[[" + section_ + "]]"
+             : "[" + section_ + "]");
     if (auto hint = suggest(key.str(), known_); !hint.empty()) {
       message += "; did you mean \"" + std::string(hint) + "\"?";
     }

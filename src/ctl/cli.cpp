@@ -169,6 +169,8 @@ std::string ctl_usage() {
          "                                 hold sessions Down (diag 5) or AdminDown (diag 7);\n"
          "                                 'up' releases the hold\n"
          "  stats [--json]                 engine counters\n"
+         "  checks [--json]                health checks: state, latency, reason\n"
+         "  groups [--json]                health groups: verdict, signal, reason\n"
          "  version                        daemon and protocol version\n"
          "\n"
          "options:\n"
@@ -216,6 +218,10 @@ CtlParse parse_ctl_args(const std::vector<std::string>& args) {
     out.command = CtlArgs::Command::Stats;
   } else if (cmd == "version") {
     out.command = CtlArgs::Command::Version;
+  } else if (cmd == "checks") {
+    out.command = CtlArgs::Command::Checks;
+  } else if (cmd == "groups") {
+    out.command = CtlArgs::Command::Groups;
   } else {
     return usage_error("unknown command '" + cmd + "'");
   }
@@ -262,6 +268,16 @@ int run_ctl(const std::vector<std::string>& args, const Transport& transport, st
     case CtlArgs::Command::Stats: {
       json stats = field("stats", json::object());
       out << (a.json ? pretty(stats) + "\n" : format_stats(stats));
+      break;
+    }
+    case CtlArgs::Command::Checks: {
+      json list = field("checks", json::array());
+      out << (a.json ? pretty(list) + "\n" : format_checks_table(list));
+      break;
+    }
+    case CtlArgs::Command::Groups: {
+      json list = field("groups", json::array());
+      out << (a.json ? pretty(list) + "\n" : format_groups_table(list));
       break;
     }
     case CtlArgs::Command::SetState:

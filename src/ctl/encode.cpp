@@ -40,20 +40,6 @@ json counters_to_json(const core::SessionCounters& c) {
 
 }  // namespace
 
-std::string_view hold_source_name(engine::HoldSource s) {
-  switch (s) {
-    case engine::HoldSource::Admin:
-      return "admin";
-    case engine::HoldSource::Health:
-      return "health";
-    case engine::HoldSource::Shutdown:
-      return "shutdown";
-    case engine::HoldSource::Count:
-      break;
-  }
-  return "unknown";
-}
-
 json session_to_json(const engine::SessionSnapshot& s) {
   json j{
       {"peer", s.peer},
@@ -86,7 +72,12 @@ json session_to_json(const engine::SessionSnapshot& s) {
        std::chrono::duration_cast<std::chrono::milliseconds>(s.since_change).count()},
   };
   j["hold_source"] =
-      s.hold == core::Hold::None ? json(nullptr) : json(hold_source_name(s.hold_source));
+      s.hold == core::Hold::None ? json(nullptr) : json(engine::hold_source_name(s.hold_source));
+  j["hold_reason"] = s.hold_reason;
+  // The signal the group's health policy sends; null when not health-managed.
+  j["unhealthy_signal"] = s.unhealthy_signal.empty() ? json(nullptr) : json(s.unhealthy_signal);
+  j["maintenance_signal"] =
+      s.maintenance_signal.empty() ? json(nullptr) : json(s.maintenance_signal);
   return j;
 }
 
@@ -106,6 +97,7 @@ json stats_to_json(const engine::EngineStats& s) {
               {"rx_errors", s.rx_errors},
               {"passive_created", s.passive_created},
               {"passive_removed", s.passive_removed},
+              {"failsafe_trips", s.failsafe_trips},
               {"timer_fires", s.timer_fires},
               {"timer_lateness_max_us", us(s.timer_lateness_max)},
               {"timer_lateness_mean_us", mean},

@@ -153,4 +153,36 @@ std::string format_set_state(const json& response) {
   return out;
 }
 
+// ---- health (issue 3) ----
+
+std::string format_checks_table(const json& checks) {
+  std::vector<std::vector<std::string>> rows{{"CHECK", "TYPE", "STATE", "LATENCY", "REASON"}};
+  if (checks.is_array()) {
+    for (const auto& c : checks) {
+      if (!c.is_object()) continue;
+      std::string state = text(c, "state");
+      if (c.value("in_transition", false)) state += " (->" + text(c, "last_status") + ")";
+      std::string latency = "-";
+      if (auto it = c.find("last_latency_ms"); it != c.end() && it->is_number()) {
+        latency = fixed(it->get<double>(), 1) + "ms";
+      }
+      rows.push_back({text(c, "name"), text(c, "type"), state, latency, text(c, "reason")});
+    }
+  }
+  return pad_table(rows);
+}
+
+std::string format_groups_table(const json& groups) {
+  std::vector<std::vector<std::string>> rows{{"GROUP", "VERDICT", "SIGNAL", "REASON"}};
+  if (groups.is_array()) {
+    for (const auto& g : groups) {
+      if (!g.is_object()) continue;
+      std::string signal = text(g, "hold");
+      if (signal != "none" && signal != "-") signal += " diag " + text(g, "diag");
+      rows.push_back({text(g, "name"), text(g, "verdict"), signal, text(g, "reason")});
+    }
+  }
+  return pad_table(rows);
+}
+
 }  // namespace beacon::ctl

@@ -12,26 +12,7 @@
 // A dropped packet only bumps its per-reason counter (PKT-11).
 #include "beacon/engine/engine.hpp"
 
-#include <spdlog/spdlog.h>
-
-#include <algorithm>
-#include <atomic>
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <chrono>
-#include <condition_variable>
-#include <future>
-#include <mutex>
-#include <random>
-#include <thread>
-#include <utility>
-
-#include "beacon/engine/demux.hpp"
-#include "beacon/engine/scheduler.hpp"
-#include "holds_impl.hpp"
-#include "transport_impl.hpp"
+#include "engine_impl.hpp"
 
 namespace beacon::engine {
 
@@ -42,6 +23,8 @@ using core::Duration;
 using core::TimePoint;
 using core::wire::DropReason;
 using core::wire::State;
+using detail::is_down;
+using detail::to_asio;
 
 // SM-02: a dynamic session is kept at least one detection time after the last
 // packet, and never less than this.
@@ -52,142 +35,7 @@ constexpr int kShutdownPackets = 3;
 constexpr int kPortAttempts = 64;
 constexpr Duration kDropLogInterval{1'000'000};
 
-bool is_down(State s) {
-  return s == State::Down || s == State::AdminDown;
-}
-
-std::uint8_t default_diag(core::Hold h, std::uint8_t diag) {
-  if (diag != 0) return diag;
-  if (h == core::Hold::Down) return static_cast<std::uint8_t>(core::wire::Diag::PathDown);
-  if (h == core::Hold::AdminDown) {
-    return static_cast<std::uint8_t>(core::wire::Diag::AdministrativelyDown);
-  }
-  return 0;
-}
-
-asio::steady_timer::time_point to_asio(TimePoint t) {
-  return asio::steady_timer::time_point(
-      std::chrono::duration_cast<asio::steady_timer::duration>(t.time_since_epoch()));
-}
-
 }  // namespace
-
-namespace detail {
-
-// One session and its transport state.
-struct SessionSlot {
-  std::uint32_t id = 0;
-  std::optional<core::Session> session;
-  PathKey key;
-  std::uint16_t source_port = 0;
-  detail::SendSocket sock;
-  asio::ip::address peer;  // without scope
-  std::string peer_text;   // "198.18.0.1", "fe80::1%veth0"
-  std::string group;
-  std::string interface;
-  unsigned ifindex = 0;
-  std::optional<asio::ip::address> local_cfg;
-  std::optional<asio::ip::address> local_seen;  // destination of received packets
-  bool multihop = false;
-  bool passive = false;
-  bool dynamic = false;
-  int accept_index = -1;
-  std::uint8_t min_ttl = 255;
-  HoldSource hold_source = HoldSource::Admin;
-  std::uint8_t hold_diag = 0;
-  TimePoint created{};
-  // Graceful shutdown bookkeeping.
-  bool shutdown_tracked = false;
-  int shutdown_sent = 0;
-};
-
-}  // namespace detail
-
-using detail::SessionSlot;
-
-struct Engine::Impl {
-  Impl(const config::Config& c, std::shared_ptr<spdlog::logger> l)
-      : cfg(c),
-        log(l ? std::move(l) : spdlog::default_logger()),
-        table(std::random_device{}() | (std::uint64_t{std::random_device{}()} << 32)),
-        rng(std::random_device{}()) {}
-
-  // Declared first: destroyed last, after every object that refers to it.
-  asio::io_context io;
-  config::Config cfg;
-  std::shared_ptr<spdlog::logger> log;
-  core::SteadyClock clock;
-
-  // Loop state.
-  asio::steady_timer timer{io};
-  TimePoint armed = TimePoint::max();
-  std::uint64_t timer_gen = 0;
-  Scheduler sched;
-  SessionTable table;
-  std::mt19937_64 rng;
-  std::vector<std::unique_ptr<SessionSlot>> slots;  // index = scheduler id
-  std::vector<std::uint32_t> free_ids;
-  std::size_t live = 0;
-  detail::RxBatch batch;
-  detail::RxHandler handler;
-  std::vector<std::unique_ptr<detail::Listener>> listeners;
-  detail::HoldRules holds;
-  EngineStats stats;
-  std::vector<unsigned> accept_ifindex;
-  std::vector<std::uint32_t> accept_count;
-  double tokens = 0;
-  TimePoint tokens_at{};
-  std::uint8_t mh_min_ttl = 255;  // lowest min TTL of any multihop session/rule
-  std::array<TimePoint, core::wire::kDropReasonCount> drop_logged{};
-
-  // Shutdown.
-  asio::steady_timer shutdown_timer{io};
-  bool shutting_down = false;
-  TimePoint shutdown_started{};
-  std::promise<void> shutdown_done;
-
-  // Thread hand-off.
-  std::mutex mu;
-  std::condition_variable cv;
-  bool opened = false;
-  bool running = false;   // closures may be posted
-  bool loop_done = true;  // the thread is not inside io.run()
-  std::thread thread;
-
-  // ------------------------------------------------------------ start-up
-  void open();
-  void open_listeners();
-  void create_configured(const config::SessionSpec& spec, TimePoint now);
-  std::uint32_t new_slot_id();
-  bool open_socket(SessionSlot& s, detail::SendSpec spec, std::string& error);
-
-  // ------------------------------------------------------------ loop
-  void rearm_timer();
-  void on_timer(std::uint64_t gen);
-  void on_due(std::uint32_t id, TimePoint now);
-  void rearm_slot(SessionSlot& s);
-  TimePoint gc_time(const SessionSlot& s) const;
-  void remove_slot(std::uint32_t id, std::string_view why);
-  void on_datagram(std::span<const std::uint8_t> bytes, const detail::RxInfo& info);
-  void try_accept(const core::wire::ControlPacket& pkt, const detail::RxInfo& info, TimePoint now);
-  void drop(DropReason r, const detail::RxInfo& info);
-  void carry_out(SessionSlot& s, const core::Effects& fx);
-  void send_packet(SessionSlot& s, const core::wire::ControlPacket& p);
-  void log_change(const SessionSlot& s, const core::StateChange& c);
-  detail::HoldTarget target(const SessionSlot& s) const;
-  void apply_hold(SessionSlot& s, TimePoint now);
-  HoldResult set_hold(HoldSource source, const Selector& sel, core::Hold hold, std::uint8_t diag);
-  SessionSnapshot snapshot(const SessionSlot& s, TimePoint now) const;
-  std::vector<SessionSnapshot> sessions();
-  EngineStats get_stats();
-  void begin_shutdown(core::Hold signal);
-  void shutdown_tick();
-  bool shutdown_complete(TimePoint now) const;
-  void finish();
-
-  template <class F>
-  auto call(F f) -> decltype(f());
-};
 
 // ================================================================ start-up
 
@@ -213,6 +61,7 @@ void Engine::Impl::open() {
   }
   tokens = std::max<double>(cfg.bfd.passive_create_per_second, 1.0);
   tokens_at = now;
+  init_health();  // before any session exists (issue 3: start-up order)
   open_listeners();
   for (const auto& spec : cfg.sessions) create_configured(spec, now);
   for (auto& l : listeners) l->start(batch, &handler);
@@ -583,6 +432,7 @@ void Engine::Impl::try_accept(const core::wire::ControlPacket& pkt, const detail
   }
   s.hold_source = eh.source;
   s.hold_diag = eh.diag;
+  s.hold_reason = eh.hold == core::Hold::None ? std::string() : eh.reason;
   s.session.emplace(session);
   table.insert(id, *discr, s.key);
   ++live;
@@ -621,135 +471,6 @@ void Engine::Impl::log_change(const SessionSlot& s, const core::StateChange& c) 
             c.reason, w::state_name(c.remote_state), w::diag_name(c.remote_diag));
 }
 
-// ================================================================ holds
-
-detail::HoldTarget Engine::Impl::target(const SessionSlot& s) const {
-  return detail::HoldTarget{s.peer, s.interface, s.ifindex, s.group};
-}
-
-void Engine::Impl::apply_hold(SessionSlot& s, TimePoint now) {
-  const detail::EffectiveHold eh = holds.effective(target(s));
-  if (eh.hold == s.session->hold() && (eh.hold == core::Hold::None || eh.diag == s.hold_diag)) {
-    return;
-  }
-  s.hold_source = eh.source;
-  s.hold_diag = eh.diag;
-  carry_out(s, s.session->set_hold(eh.hold, eh.diag, now));  // SM-21: sent at once
-  rearm_slot(s);
-}
-
-HoldResult Engine::Impl::set_hold(HoldSource source, const Selector& sel, core::Hold hold,
-                                  std::uint8_t diag) {
-  HoldResult r;
-  if (static_cast<std::size_t>(source) >= static_cast<std::size_t>(HoldSource::Count)) {
-    r.error = "invalid hold source";
-    return r;
-  }
-  const detail::HoldRules::Rule rule{hold, default_diag(hold, diag)};
-  switch (sel.kind) {
-    case Selector::Kind::All:
-      r.matched = live;
-      holds.set_all(source, rule);
-      break;
-    case Selector::Kind::Group: {
-      for (const auto& p : slots) r.matched += (p && p->group == sel.value) ? 1 : 0;
-      const bool known = r.matched != 0 ||
-                         std::any_of(cfg.sessions.begin(), cfg.sessions.end(),
-                                     [&](const auto& s) { return s.group == sel.value; }) ||
-                         std::any_of(cfg.accepts.begin(), cfg.accepts.end(),
-                                     [&](const auto& a) { return a.group == sel.value; });
-      if (!known && hold != core::Hold::None) {
-        r.error = "no session in group \"" + sel.value + "\"";
-        return r;
-      }
-      holds.set_group(source, sel.value, rule,
-                      [&](const detail::PeerMatch& m, const std::string& g) {
-                        return std::any_of(slots.begin(), slots.end(), [&](const auto& p) {
-                          return p && p->group == g && detail::peer_matches(m, target(*p));
-                        });
-                      });
-      break;
-    }
-    case Selector::Kind::Peer: {
-      auto m = detail::parse_peer_selector(sel.value, r.error);
-      if (!m) return r;
-      for (const auto& p : slots) r.matched += (p && detail::peer_matches(*m, target(*p))) ? 1 : 0;
-      if (r.matched == 0 && hold != core::Hold::None) {
-        r.error = "no session with peer " + sel.value;
-        return r;
-      }
-      holds.set_peer(source, *m, rule);
-      break;
-    }
-  }
-  const TimePoint now = clock.now();
-  for (auto& p : slots) {
-    if (p) apply_hold(*p, now);
-  }
-  if (source != HoldSource::Shutdown) {
-    log->info("hold {} {} {}: {} diag {} ({} sessions)",
-              source == HoldSource::Admin ? "admin" : "health",
-              sel.kind == Selector::Kind::All     ? "all"
-              : sel.kind == Selector::Kind::Group ? "group"
-                                                  : "peer",
-              sel.value, core::hold_name(hold), rule.diag, r.matched);
-  }
-  return r;
-}
-
-// ================================================================ snapshots
-
-SessionSnapshot Engine::Impl::snapshot(const SessionSlot& s, TimePoint now) const {
-  const core::Session& x = *s.session;
-  SessionSnapshot o;
-  o.peer = s.peer_text;
-  if (s.local_cfg) {
-    o.local = detail::without_scope(*s.local_cfg).to_string();
-  } else if (s.local_seen) {
-    o.local = detail::without_scope(*s.local_seen).to_string();
-  }
-  o.interface = s.interface;
-  o.group = s.group;
-  o.multihop = s.multihop;
-  o.passive = s.passive;
-  o.dynamic = s.dynamic;
-  o.source_port = s.source_port;
-  o.state = x.state();
-  o.remote_state = x.remote_state();
-  o.local_diag = x.local_diag();
-  o.remote_diag = x.remote_diag();
-  o.local_discr = x.local_discr();
-  o.remote_discr = x.remote_discr();
-  o.hold = x.hold();
-  o.hold_source = s.hold_source;
-  o.params = x.params();
-  o.tx_interval = x.tx_interval();
-  o.detection_time = x.detection_time();
-  o.remote_min_rx = x.remote_min_rx();
-  o.remote_desired_min_tx = x.remote_desired_min_tx();
-  o.remote_detect_mult = x.remote_detect_mult();
-  o.counters = x.counters();
-  o.since_change = std::max(now - x.last_state_change(), Duration{0});
-  return o;
-}
-
-std::vector<SessionSnapshot> Engine::Impl::sessions() {
-  const TimePoint now = clock.now();
-  std::vector<SessionSnapshot> out;
-  out.reserve(live);
-  for (const auto& p : slots) {
-    if (p) out.push_back(snapshot(*p, now));
-  }
-  return out;
-}
-
-EngineStats Engine::Impl::get_stats() {
-  EngineStats s = stats;
-  s.sessions = live;
-  for (const auto& l : listeners) s.rx_errors += l->stats().rx_errors;
-  return s;
-}
-
 // ================================================================ shutdown
 
 void Engine::Impl::begin_shutdown(core::Hold signal) {
@@ -762,7 +483,8 @@ void Engine::Impl::begin_shutdown(core::Hold signal) {
     p->shutdown_sent = 0;
   }
   log->info("engine: shutting down, signalling {} to every session", core::hold_name(signal));
-  set_hold(HoldSource::Shutdown, Selector{}, signal, 0);  // first packet at once (SM-21)
+  set_hold(HoldSource::Shutdown, Selector{}, signal, 0,
+           "shutting down");  // first packet at once (SM-21)
   if (shutdown_complete(now)) return finish();
   shutdown_tick();
 }
@@ -804,6 +526,7 @@ void Engine::Impl::finish() {
   asio::post(io, [this] {
     timer.cancel();
     shutdown_timer.cancel();
+    failsafe_timer.cancel();
     for (auto& l : listeners) l->close();
     io.stop();
     shutdown_done.set_value();
@@ -853,6 +576,7 @@ void Engine::run() {
   if (!impl_->opened) open();
   std::lock_guard lk(impl_->mu);
   if (impl_->running || impl_->thread.joinable()) return;
+  impl_->start_failsafe(impl_->clock.now());  // loop not running yet: safe here
   impl_->running = true;
   impl_->loop_done = false;
   impl_->thread = std::thread([impl = impl_.get()] {
@@ -883,7 +607,18 @@ EngineStats Engine::stats() {
 
 HoldResult Engine::set_hold(HoldSource source, const Selector& sel, core::Hold hold,
                             std::uint8_t diag) {
-  return impl_->call([&] { return impl_->set_hold(source, sel, hold, diag); });
+  return set_hold(source, sel, hold, diag, std::string());
+}
+
+HoldResult Engine::set_hold(HoldSource source, const Selector& sel, core::Hold hold,
+                            std::uint8_t diag, std::string reason) {
+  return impl_->call([&] { return impl_->set_hold(source, sel, hold, diag, std::move(reason)); });
+}
+
+void Engine::heartbeat() noexcept {
+  static_assert(std::atomic<std::int64_t>::is_always_lock_free);
+  impl_->last_heartbeat_us.store(impl_->clock.now().time_since_epoch().count(),
+                                 std::memory_order_release);
 }
 
 void Engine::shutdown(core::Hold signal) {
@@ -914,6 +649,7 @@ void Engine::stop() {
       asio::post(impl_->io, [impl = impl_.get()] {
         impl->timer.cancel();
         impl->shutdown_timer.cancel();
+        impl->failsafe_timer.cancel();
         for (auto& l : impl->listeners) l->close();
         impl->io.stop();
       });

@@ -6,7 +6,8 @@
 // matches a session wins (peer > group > all). Setting a rule at a level
 // clears the more specific rules of that source it covers, so `down --all`
 // really holds everything. The effective hold of a session is the strongest
-// over the sources (AdminDown > Down > None), with that rule's diag.
+// over the sources (AdminDown > Down > None), with that rule's diag and
+// reason; on a tie the lower HoldSource wins.
 #pragma once
 
 #include <array>
@@ -17,12 +18,17 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "beacon/core/session.hpp"
 #include "beacon/engine/engine.hpp"
 
 namespace beacon::engine::detail {
+
+// The engine's fail-safe hold source (issue 3 item 4) has a slot of its own.
+inline constexpr HoldSource kFailsafeSource = HoldSource::Failsafe;
+inline constexpr std::size_t kHoldSourceSlots = static_cast<std::size_t>(HoldSource::Count);
 
 // A peer selector: address without scope, plus the scope text ("veth0") if any.
 struct PeerMatch {
@@ -42,6 +48,7 @@ struct EffectiveHold {
   core::Hold hold = core::Hold::None;
   std::uint8_t diag = 0;
   HoldSource source = HoldSource::Admin;
+  std::string reason;
   friend bool operator==(const EffectiveHold&, const EffectiveHold&) = default;
 };
 
@@ -88,8 +95,12 @@ inline bool peer_matches(const PeerMatch& m, const HoldTarget& t) {
 class HoldRules {
  public:
   struct Rule {
+    Rule() = default;
+    Rule(core::Hold h, std::uint8_t d, std::string r = {})
+        : hold(h), diag(d), reason(std::move(r)) {}
     core::Hold hold = core::Hold::None;
     std::uint8_t diag = 0;
+    std::string reason;  // free text shown per session ("" if none given)
   };
 
   // Sets (or, with Hold::None at the "all" level, clears) a rule.
@@ -132,7 +143,7 @@ class HoldRules {
       auto r = lookup(rules_[i], t);
       if (!r) continue;
       if (hold_strength(r->hold) > hold_strength(best.hold)) {
-        best = EffectiveHold{r->hold, r->diag, static_cast<HoldSource>(i)};
+        best = EffectiveHold{r->hold, r->diag, static_cast<HoldSource>(i), r->reason};
       }
     }
     return best;
@@ -170,7 +181,7 @@ class HoldRules {
     return rs.all;
   }
 
-  std::array<SourceRules, static_cast<std::size_t>(HoldSource::Count)> rules_;
+  std::array<SourceRules, kHoldSourceSlots> rules_;
 };
 
 }  // namespace beacon::engine::detail

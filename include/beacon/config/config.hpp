@@ -88,7 +88,9 @@ struct CheckSpec {
   std::string path;
   // exec
   std::vector<std::string> command;
-  // polling (haproxy-http, haproxy-socket, exec); ignored by event-driven types
+  // polling (haproxy-http, haproxy-socket, exec); ignored by event-driven types.
+  // The loader resolves the 0 defaults below, so a loaded CheckSpec always has
+  // 0 < timeout <= interval, 0 < fast_interval <= interval, rise/fall 1..1000.
   core::Duration interval{1'000'000};
   core::Duration fast_interval{0};  // 0: same as interval; used while rise/fall is in transition
   core::Duration timeout{0};        // 0: min(interval, 1s)

@@ -5,6 +5,8 @@
 //   sessions [--json]
 //   session set-state <up|down|admin-down> [--diag N] (--peer ADDR | --group G | --all)
 //   stats [--json]
+//   checks [--json]     health checks (issue 3)
+//   groups [--json]     health groups: verdict, signal, reason
 //   version
 // Exit codes: 0 ok, 1 refused (daemon answered ok:false), 2 usage,
 // 3 daemon unreachable.
@@ -33,7 +35,15 @@ inline constexpr const char* kDefaultConfigPath = "/etc/bfd-beacon/beacon.toml";
 // ---- bfdctl ----
 
 struct CtlArgs {
-  enum class Command { Help, Sessions, SetState, Stats, Version } command = Command::Help;
+  enum class Command {
+    Help,
+    Sessions,
+    SetState,
+    Stats,
+    Version,
+    Checks,
+    Groups
+  } command = Command::Help;
   std::string socket = kDefaultSocketPath;
   bool json = false;
   std::chrono::milliseconds timeout{5000};

@@ -21,5 +21,8 @@ std::string format_sessions_table(const nlohmann::json& sessions);
 std::string format_stats(const nlohmann::json& stats);
 // "N sessions set to down (diag 5)" / "N sessions set to up".
 std::string format_set_state(const nlohmann::json& response);
+// Health (issue 3): the "checks" / "groups" arrays of the daemon's answers.
+std::string format_checks_table(const nlohmann::json& checks);
+std::string format_groups_table(const nlohmann::json& groups);
 
 }  // namespace beacon::ctl

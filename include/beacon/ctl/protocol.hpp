@@ -44,7 +44,6 @@ std::string dump_json(const nlohmann::json& j);
 
 nlohmann::json session_to_json(const engine::SessionSnapshot& s);
 nlohmann::json stats_to_json(const engine::EngineStats& s);
-std::string_view hold_source_name(engine::HoldSource s);  // "admin", "health", "shutdown"
 
 class Dispatcher {
  public:

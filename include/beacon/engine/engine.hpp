@@ -16,6 +16,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "beacon/config/config.hpp"
@@ -31,8 +32,15 @@ struct StartupError : std::runtime_error {
 };
 
 // Who asked for a hold. The effective hold of a session is the strongest over
-// all sources (AdminDown > Down > None); each source keeps its own rules.
-enum class HoldSource : std::uint8_t { Admin = 0, Health = 1, Shutdown = 2, Count };
+// all sources (AdminDown > Down > None; on a tie the lower value wins); each
+// source keeps its own rules. Count stays last.
+// The engine's own fail-safe hold (see Engine::heartbeat) is a further,
+// internal source ranked after these; a session it holds reports
+// hold_source Health with a hold_reason ending in "(fail-safe)".
+enum class HoldSource : std::uint8_t { Admin = 0, Health = 1, Shutdown = 2, Failsafe = 3, Count };
+
+// "admin", "health", "shutdown", "failsafe": logs, bfdctl, metrics labels.
+std::string_view hold_source_name(HoldSource s);
 
 struct Selector {
   enum class Kind : std::uint8_t { All, Peer, Group } kind = Kind::All;
@@ -56,6 +64,11 @@ struct SessionSnapshot {
   std::uint32_t remote_discr = 0;
   core::Hold hold = core::Hold::None;
   HoldSource hold_source = HoldSource::Admin;  // meaningful when hold != None
+  std::string hold_reason;  // reason of the winning rule ("" if none given or no hold)
+  // The configured signals of the session's [[group]] ("down" | "admin-down");
+  // both "" when the group is not health-managed (no [[group]] with checks).
+  std::string unhealthy_signal;
+  std::string maintenance_signal;
   core::SessionParams params{};
   core::Duration tx_interval{0};
   core::Duration detection_time{0};
@@ -78,6 +91,7 @@ struct EngineStats {
   std::uint64_t rx_errors = 0;             // recvmmsg failures other than EAGAIN
   std::uint64_t passive_created = 0;       // sessions created by [[accept]] rules
   std::uint64_t passive_removed = 0;       // dynamic sessions removed after going silent
+  std::uint64_t failsafe_trips = 0;        // times the health heartbeat stalled (fail-safe)
 };
 
 struct HoldResult {
@@ -94,8 +108,13 @@ class Engine {
 
   // Opens sockets and creates configured sessions. Throws StartupError with a
   // message naming the address/interface/port at fault. Call once, before run().
+  // Start-up order (issue 3): every health-managed group ([[group]] with at
+  // least one check) starts with a Health hold Down (the group's diag, reason
+  // "waiting for first health verdict"), so none of its sessions can come Up
+  // before the health manager's first set_hold(Health, group, ...).
   void open();
-  // Starts the engine thread.
+  // Starts the engine thread. With health-managed groups it also starts the
+  // fail-safe watch; the first heartbeat window starts now.
   void run();
 
   std::vector<SessionSnapshot> sessions();
@@ -108,7 +127,21 @@ class Engine {
   // means the default: 5 (Path Down) for Down, 7 (Admin Down) for AdminDown.
   // Refused (HoldResult::error) when a Peer/Group selector names nothing
   // known and hold != None.
+  // `reason` is free text shown per session (SessionSnapshot::hold_reason),
+  // e.g. "check haproxy-proc: process 1234 exited". A group declared by a
+  // [[group]] table is known even without sessions.
   HoldResult set_hold(HoldSource source, const Selector& sel, core::Hold hold, std::uint8_t diag);
+  HoldResult set_hold(HoldSource source, const Selector& sel, core::Hold hold, std::uint8_t diag,
+                      std::string reason);
+
+  // Fail-safe heartbeat: the health manager calls it every
+  // health.heartbeat_interval while it is alive. Any thread, lock-free, never
+  // blocks (one atomic store). When health-managed groups exist and no
+  // heartbeat came for longer than health.failsafe_timeout (counted from
+  // run() until the first one), the engine holds every health-managed group
+  // Down (the engine's own fail-safe source, diag 5) and releases that hold once
+  // heartbeats resume. Checked every failsafe_timeout / 4 on the engine loop.
+  void heartbeat() noexcept;
 
   // Graceful stop: every Up session sends `signal` (Down diag 5... or
   // AdminDown diag 7) for at least 3 packets or until the peer acknowledges,

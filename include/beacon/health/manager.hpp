@@ -4,15 +4,29 @@
 // changes hands it to the sink (the engine: HoldSource::Health, group
 // selector). It also calls heartbeat() every health.heartbeat_interval so the
 // engine's fail-safe knows verdicts are still flowing.
+//
+// Threads: everything (constructor, start, stop, checks, groups, the sink
+// callbacks and every probe callback) runs on the ops loop's thread; the
+// destructor may also run after that loop has stopped. Nothing here blocks.
+//
+// Scheduling of a polled check: the first run starts at start(); the next
+// starts `interval` after the previous one started (fast_interval while the
+// check is not yet known or its policy is in transition), but never while the
+// previous run is still outstanding. A run still outstanding 2 * timeout +
+// 200 ms after it started is a probe bug; each tick it stays stuck feeds a
+// Fail ("probe did not complete ...") so a check that cannot run counts as
+// failing, never as passing. Event-driven checks are watched once at start.
 #pragma once
 
-#include <functional>
-#include <memory>
-#include <string>
-#include <vector>
+#include <spdlog/logger.h>
 
 #include <boost/asio/io_context.hpp>
-#include <spdlog/logger.h>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "beacon/config/config.hpp"
 #include "beacon/health/policy.hpp"
@@ -29,12 +43,17 @@ struct Sink {
 
 struct CheckStatus {
   std::string name, type;
-  Status state = Status::Fail;
+  Status state = Status::Fail;  // stable state (after rise/fall)
   bool known = false;
   bool in_transition = false;
-  std::string reason;
+  std::string reason;                 // reason behind the stable state
+  Status last_status = Status::Fail;  // latest raw result
+  std::string last_reason;
   core::Duration last_latency{0};
   std::optional<std::uint64_t> current_connections;
+  bool event_driven = false;
+  std::uint32_t rise = 0, fall = 0;  // effective counts (type defaults applied)
+  std::uint64_t results = 0;         // results fed so far
 };
 
 struct GroupStatus {
@@ -43,16 +62,38 @@ struct GroupStatus {
   std::vector<std::string> checks;
 };
 
+// Builds the probe of one check. The default is make_probe(ops, spec); tests
+// inject fakes. Must not return null.
+using ProbeFactory = std::function<std::unique_ptr<Probe>(const config::CheckSpec&)>;
+
 class HealthManager {
  public:
+  // Creates probes (through make_probe) only for checks some [[group]] uses.
+  // `log` may be null (nothing is logged). Throws only what the factory throws.
   HealthManager(boost::asio::io_context& ops, const config::Config& cfg, Sink sink,
                 std::shared_ptr<spdlog::logger> log);
+  HealthManager(boost::asio::io_context& ops, const config::Config& cfg, Sink sink,
+                std::shared_ptr<spdlog::logger> log, ProbeFactory factory);
   ~HealthManager();
+  HealthManager(const HealthManager&) = delete;
+  HealthManager& operator=(const HealthManager&) = delete;
+
+  // Applies every group's initial decision (Unknown -> hold Down, or Healthy
+  // for a group without checks), starts heartbeats, watches event-driven
+  // probes and runs every polled probe once. Call once.
   void start();
+  // Cancels timers and probes; no sink call happens after stop() returns.
   void stop();
-  // Ops loop only (the control socket handlers run there too).
+  // Ops loop only (the control socket handlers run there too). Checks in
+  // config order (only those used by a group), groups in config order.
   std::vector<CheckStatus> checks() const;
   std::vector<GroupStatus> groups() const;
+
+#ifdef BEACON_TEST_HOOKS
+  // Fault injection: posts a handler to the ops io_context that blocks it
+  // for `d` (a stalled ops loop); the engine's fail-safe must notice.
+  void test_stall(core::Duration d);
+#endif
 
  private:
   struct Impl;

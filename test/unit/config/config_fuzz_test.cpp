@@ -1,13 +1,15 @@
 // Seeded mutation fuzzing of the config loader: 20k mutants of the example
 // config go through load_string, which must never throw or crash, and every
 // config it accepts must satisfy the validation invariants (PKT-07, PKT-08,
-// MH-05, MH-09). Deterministic: a failure prints the iteration to replay.
+// MH-05, MH-09, and the health checks and groups of issue 3). Deterministic:
+// a failure prints the iteration to replay.
 #include <gtest/gtest.h>
 
 #include <array>
 #include <cstdint>
 #include <fstream>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -27,7 +29,7 @@ std::string read_example() {
 }
 
 // Fragments that steer mutants toward interesting parser and validator paths.
-constexpr std::array<std::string_view, 40> kTokens = {
+constexpr std::array<std::string_view, 52> kTokens = {
     "=",
     "[",
     "]",
@@ -68,6 +70,19 @@ constexpr std::array<std::string_view, 40> kTokens = {
     "interface = \"veth0\"\n",
     "peer = \"198.18.0.1\"\n",
     "local = \"fd00::1\"\n",
+    // Health sections (issue 3).
+    "[[check]]\n",
+    "[[group]]\n",
+    "[health]\n",
+    "type = \"file\"\n",
+    "type = \"exec\"\n",
+    "interval = \"10ms\"\n",
+    "timeout = \"2s\"\n",
+    "checks = [\"maint\", \"maint\"]\n",
+    "command = []\n",
+    "url = \"http://x\"\n",
+    "heartbeat_interval = \"5s\"\n",
+    "rise = 0\n",
 };
 
 std::string mutate(std::string text, std::mt19937_64& rng) {
@@ -146,6 +161,55 @@ void check_invariants(const Config& c, int iteration) {
     EXPECT_LE(a.prefix_len, a.prefix.is_v4() ? 32u : 128u);
     EXPECT_TRUE(a.contains(a.prefix)) << "iteration " << iteration;
   }
+  // Health (issue 3): defaults resolved, type-specific keys present, every
+  // group names existing checks.
+  std::set<std::string> names;
+  static const std::set<std::string> kTypes = {"haproxy-http", "haproxy-socket", "haproxy-process",
+                                               "interface",    "file",           "exec"};
+  for (const auto& k : c.checks) {
+    EXPECT_FALSE(k.name.empty()) << "iteration " << iteration;
+    EXPECT_TRUE(names.insert(k.name).second) << "duplicate check, iteration " << iteration;
+    EXPECT_EQ(kTypes.count(k.type), 1u) << "iteration " << iteration;
+    EXPECT_GE(k.rise, 1u) << "iteration " << iteration;
+    EXPECT_LE(k.rise, 1000u) << "iteration " << iteration;
+    EXPECT_GE(k.fall, 1u) << "iteration " << iteration;
+    EXPECT_LE(k.fall, 1000u) << "iteration " << iteration;
+    EXPECT_GT(k.interval.count(), 0) << "iteration " << iteration;
+    EXPECT_GT(k.fast_interval.count(), 0) << "iteration " << iteration;
+    EXPECT_GT(k.timeout.count(), 0) << "iteration " << iteration;
+    EXPECT_LE(k.timeout, k.interval) << "iteration " << iteration;
+    EXPECT_LE(k.fast_interval, k.interval) << "iteration " << iteration;
+    if (k.type == "haproxy-http") {
+      EXPECT_EQ(k.url.rfind("http", 0), 0u) << "iteration " << iteration;
+      EXPECT_GE(k.expect_status, 100);
+      EXPECT_LE(k.expect_status, 599);
+    } else if (k.type == "haproxy-socket") {
+      EXPECT_EQ(k.socket.rfind('/', 0), 0u) << "iteration " << iteration;
+    } else if (k.type == "haproxy-process") {
+      EXPECT_EQ(k.pidfile.rfind('/', 0), 0u) << "iteration " << iteration;
+    } else if (k.type == "interface") {
+      EXPECT_FALSE(k.interface.empty()) << "iteration " << iteration;
+      EXPECT_LE(k.interface.size(), 15u) << "iteration " << iteration;
+    } else if (k.type == "file") {
+      EXPECT_EQ(k.path.rfind('/', 0), 0u) << "iteration " << iteration;
+    } else if (k.type == "exec") {
+      ASSERT_FALSE(k.command.empty()) << "iteration " << iteration;
+      EXPECT_FALSE(k.command[0].empty()) << "iteration " << iteration;
+    }
+  }
+  std::set<std::string> groups;
+  for (const auto& g : c.groups) {
+    EXPECT_TRUE(groups.insert(g.name).second) << "duplicate group, iteration " << iteration;
+    EXPECT_FALSE(g.checks.empty()) << "iteration " << iteration;
+    EXPECT_LE(g.diag, 31) << "iteration " << iteration;
+    std::set<std::string> seen;
+    for (const auto& name : g.checks) {
+      EXPECT_EQ(names.count(name), 1u) << "unknown check " << name << ", iteration " << iteration;
+      EXPECT_TRUE(seen.insert(name).second) << "iteration " << iteration;
+    }
+  }
+  EXPECT_GT(c.health.heartbeat_interval.count(), 0) << "iteration " << iteration;
+  EXPECT_LT(c.health.heartbeat_interval, c.health.failsafe_timeout) << "iteration " << iteration;
 }
 
 TEST(ConfigFuzz, MutatedExampleNeverThrowsOrCrashes) {

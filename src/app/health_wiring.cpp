@@ -1,0 +1,90 @@
+// See health_wiring.hpp.
+#include "beacon/app/health_wiring.hpp"
+
+#include <chrono>
+#include <utility>
+
+namespace beacon::app {
+namespace {
+
+using nlohmann::json;
+
+double ms(core::Duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
+
+}  // namespace
+
+health::Sink make_engine_sink(engine::Engine& engine, std::shared_ptr<spdlog::logger> log) {
+  health::Sink sink;
+  sink.apply = [&engine, log](const std::string& group, const health::GroupDecision& d) {
+    engine::Selector sel{engine::Selector::Kind::Group, group};
+    auto r = engine.set_hold(engine::HoldSource::Health, sel, d.hold, d.diag, d.reason);
+    if (!r.error.empty() && log) log->warn("group {}: health hold refused: {}", group, r.error);
+  };
+  sink.heartbeat = [&engine] { engine.heartbeat(); };
+  return sink;
+}
+
+json checks_to_json(const std::vector<health::CheckStatus>& checks) {
+  json out = json::array();
+  for (const auto& c : checks) {
+    json j{{"name", c.name},
+           {"type", c.type},
+           {"state", c.known ? std::string(health::status_name(c.state)) : "unknown"},
+           {"known", c.known},
+           {"in_transition", c.in_transition},
+           {"reason", c.reason},
+           {"last_status", c.known ? json(health::status_name(c.last_status)) : json(nullptr)},
+           {"last_reason", c.last_reason},
+           {"last_latency_ms", ms(c.last_latency)},
+           {"event_driven", c.event_driven},
+           {"rise", c.rise},
+           {"fall", c.fall},
+           {"results", c.results}};
+    j["current_connections"] = c.current_connections ? json(*c.current_connections) : json(nullptr);
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+json groups_to_json(const std::vector<health::GroupStatus>& groups) {
+  json out = json::array();
+  for (const auto& g : groups) {
+    out.push_back(json{{"name", g.name},
+                       {"verdict", health::verdict_name(g.decision.verdict)},
+                       {"hold", core::hold_name(g.decision.hold)},
+                       {"diag", g.decision.diag},
+                       {"reason", g.decision.reason},
+                       {"checks", g.checks}});
+  }
+  return out;
+}
+
+void register_health_commands(ctl::Dispatcher& d, health::HealthManager& health) {
+  d.add("checks", {[&health](const json&) {
+                     return json{{"checks", checks_to_json(health.checks())}};
+                   },
+                   {}});
+  d.add("groups", {[&health](const json&) {
+                     return json{{"groups", groups_to_json(health.groups())}};
+                   },
+                   {}});
+#ifdef BEACON_TEST_HOOKS
+  d.add("debug-stall-ops", {[&health](const json& req) {
+                              auto it = req.find("ms");
+                              if (it == req.end() || !it->is_number_integer()) {
+                                throw ctl::RequestError("\"ms\" must be an integer (1..60000)");
+                              }
+                              const auto v = it->get<std::int64_t>();
+                              if (v < 1 || v > 60000) {
+                                throw ctl::RequestError("\"ms\" must be within 1..60000");
+                              }
+                              health.test_stall(std::chrono::milliseconds(v));
+                              return json{{"stalling_ms", v}};
+                            },
+                            {"ms"}});
+#endif
+}
+
+}  // namespace beacon::app

@@ -1,0 +1,521 @@
+// [[check]], [[group]] and [health] (issue 3): health checks, the groups
+// they drive and the engine fail-safe. Every problem is an error with
+// file:line:column; defaults that depend on other keys (timeout,
+// fast_interval, rise, fall) are resolved here so consumers never see 0.
+#include <algorithm>
+#include <array>
+#include <set>
+
+#include "config_sections.hpp"
+
+namespace beacon::config::detail {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr std::array<std::string_view, 6> kCheckTypes = {
+    "haproxy-http", "haproxy-socket", "haproxy-process", "interface", "file", "exec"};
+
+// Keys every check type accepts.
+constexpr std::array<std::string_view, 4> kCommonKeys = {"name", "type", "rise", "fall"};
+// Keys of polled types only (haproxy-http, haproxy-socket, exec); event-driven
+// types act on kernel events and have no poll schedule.
+constexpr std::array<std::string_view, 3> kPollKeys = {"interval", "fast_interval", "timeout"};
+
+struct TypeKeys {
+  std::string_view type;
+  bool polled;
+  std::vector<std::string_view> keys;  // type-specific keys
+};
+
+const std::vector<TypeKeys>& type_keys() {
+  static const std::vector<TypeKeys> kTable = {
+      {"haproxy-http", true, {"url", "expect_status"}},
+      {"haproxy-socket", true, {"socket", "backend", "min_servers_up"}},
+      {"haproxy-process", false, {"pidfile"}},
+      {"interface", false, {"interface"}},
+      {"file", false, {"path"}},
+      {"exec", true, {"command"}},
+  };
+  return kTable;
+}
+
+const TypeKeys* find_type(std::string_view type) {
+  for (const auto& t : type_keys()) {
+    if (t.type == type) return &t;
+  }
+  return nullptr;
+}
+
+// Every key any check type knows, for "not valid for this type" vs "unknown".
+std::vector<std::string_view> all_check_keys() {
+  std::vector<std::string_view> keys(kCommonKeys.begin(), kCommonKeys.end());
+  keys.insert(keys.end(), kPollKeys.begin(), kPollKeys.end());
+  for (const auto& t : type_keys()) keys.insert(keys.end(), t.keys.begin(), t.keys.end());
+  return keys;
+}
+
+std::vector<std::string_view> keys_of(const TypeKeys& t) {
+  std::vector<std::string_view> keys(kCommonKeys.begin(), kCommonKeys.end());
+  keys.insert(keys.end(), t.keys.begin(), t.keys.end());
+  if (t.polled) keys.insert(keys.end(), kPollKeys.begin(), kPollKeys.end());
+  return keys;
+}
+
+template <typename Range>
+std::string join(const Range& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ", ") + std::string(i);
+  return out;
+}
+
+Position pos_of(TableReader& r, std::string_view key) {
+  const toml::node* n = r.find(key);
+  return n != nullptr ? position_of(*n) : r.position();
+}
+
+// Polling faster than this is a configuration mistake (it would spin the ops
+// loop and hammer HAProxy); the upper bound keeps the arithmetic sane.
+constexpr core::Duration kMinInterval = 1ms;
+constexpr core::Duration kMaxDuration = 3600s;
+
+constexpr std::size_t kMaxPath = 4095;       // PATH_MAX - 1
+constexpr std::size_t kMaxSocketPath = 107;  // sun_path minus the NUL
+
+// An absolute path naming a file; `max` bytes at most.
+std::optional<std::string> read_path(TableReader& r, std::string_view key, std::size_t max) {
+  auto path = r.get_string(key);
+  if (!path) return std::nullopt;
+  const Position at = pos_of(r, key);
+  std::string why;
+  if (path->empty() || path->front() != '/') {
+    why = "must be an absolute path (starting with /)";
+  } else if (path->find('\0') != std::string::npos) {
+    why = "must not contain a NUL character";
+  } else if (path->size() > max) {
+    why = "longer than " + std::to_string(max) + " bytes" +
+          (max == kMaxSocketPath ? " (the limit of a UNIX socket address)" : "");
+  } else if (path->back() == '/') {
+    why = "must name a file, not a directory";
+  }
+  if (!why.empty()) {
+    r.diag().error(at, r.qualified(key) + ": \"" + *path + "\" " + why);
+    return std::nullopt;
+  }
+  return path;
+}
+
+bool starts_with_nocase(std::string_view text, std::string_view prefix) {
+  if (text.size() < prefix.size()) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i) {
+    char c = text[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != prefix[i]) return false;
+  }
+  return true;
+}
+
+std::optional<std::string> read_url(TableReader& r) {
+  auto url = r.get_string("url");
+  if (!url) return std::nullopt;
+  std::string why;
+  std::size_t scheme = 0;
+  if (starts_with_nocase(*url, "http://")) {
+    scheme = 7;
+  } else if (starts_with_nocase(*url, "https://")) {
+    scheme = 8;
+  }
+  const bool bad_char = std::any_of(url->begin(), url->end(), [](char c) {
+    return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f;
+  });
+  if (scheme == 0) {
+    why = "must start with http:// or https://";
+  } else if (url->size() == scheme || (*url)[scheme] == '/') {
+    why = "has no host";
+  } else if (bad_char) {
+    why = "must not contain spaces or control characters";
+  } else if (url->size() > 2048) {
+    why = "longer than 2048 bytes";
+  }
+  if (!why.empty()) {
+    r.diag().error(pos_of(r, "url"), "check.url: \"" + *url + "\" " + why);
+    return std::nullopt;
+  }
+  return url;
+}
+
+// HAProxy proxy names: letters, digits, '-', '_', '.', ':'.
+bool valid_backend_name(std::string_view name) {
+  if (name.empty() || name.size() > 255) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.' || c == ':';
+  });
+}
+
+// command = ["/usr/local/bin/check", "--quick"]: a non-empty array of
+// strings; argv[0] is an absolute path or a plain name looked up in PATH.
+std::optional<std::vector<std::string>> read_command(TableReader& r) {
+  const toml::node* n = r.find("command");
+  if (n == nullptr) return std::nullopt;
+  const auto* arr = n->as_array();
+  if (arr == nullptr) {
+    r.diag().error(position_of(*n),
+                   "check.command: expected an array of strings, e.g. [\"/usr/local/bin/check\", "
+                   "\"--quick\"], got " +
+                       std::string(type_name(n->type())));
+    return std::nullopt;
+  }
+  if (arr->empty()) {
+    r.diag().error(position_of(*n), "check.command: must name a program: the array is empty");
+    return std::nullopt;
+  }
+  constexpr std::size_t kMaxArgs = 256;
+  if (arr->size() > kMaxArgs) {
+    r.diag().error(position_of(*n),
+                   "check.command: more than " + std::to_string(kMaxArgs) + " arguments");
+    return std::nullopt;
+  }
+  std::vector<std::string> argv;
+  bool ok = true;
+  for (std::size_t i = 0; i < arr->size(); ++i) {
+    const toml::node& e = *arr->get(i);
+    const auto* s = e.as_string();
+    const std::string where = "check.command[" + std::to_string(i) + "]: ";
+    if (s == nullptr) {
+      r.diag().error(position_of(e),
+                     where + "expected a string, got " + std::string(type_name(e.type())));
+      ok = false;
+      continue;
+    }
+    const std::string& arg = s->get();
+    if (arg.find('\0') != std::string::npos) {
+      r.diag().error(position_of(e), where + "must not contain a NUL character");
+      ok = false;
+      continue;
+    }
+    if (i == 0) {
+      const bool absolute = !arg.empty() && arg.front() == '/' && arg.back() != '/';
+      const bool plain = !arg.empty() && arg.find('/') == std::string::npos;
+      if (!absolute && !plain) {
+        r.diag().error(position_of(e),
+                       where + "\"" + arg +
+                           "\" must be an absolute path or a plain program name (looked up in "
+                           "PATH); relative paths depend on the daemon's working directory");
+        ok = false;
+        continue;
+      }
+    }
+    argv.push_back(arg);
+  }
+  if (!ok) return std::nullopt;
+  return argv;
+}
+
+struct CheckName {
+  std::string name;
+  int line = 0;
+};
+
+void load_check(const toml::table& t, Config& config, Diagnostics& diag,
+                std::vector<CheckName>& seen) {
+  TableReader r(t, "check", diag);
+  CheckSpec c;
+  c.line = r.position().line;
+  c.column = r.position().column;
+
+  auto name = r.get_string("name");
+  if (name) {
+    if (!valid_group_name(*name)) {
+      diag.error(pos_of(r, "name"), "check.name: \"" + *name +
+                                        "\" is not a valid check name (1-64 of A-Z a-z 0-9 _ . -)");
+    } else {
+      auto it = std::find_if(seen.begin(), seen.end(),
+                             [&](const CheckName& s) { return s.name == *name; });
+      if (it != seen.end()) {
+        diag.error(pos_of(r, "name"), "duplicate check name \"" + *name +
+                                          "\": already defined at line " +
+                                          std::to_string(it->line));
+      } else {
+        seen.push_back({*name, c.line});
+      }
+    }
+    c.name = *name;
+  } else if (r.find("name") == nullptr) {
+    diag.error(r.position(), "[[check]] needs a name, e.g. name = \"haproxy\"");
+  }
+  const std::string label = name ? "[[check]] \"" + *name + "\"" : std::string("[[check]]");
+
+  const TypeKeys* type = nullptr;
+  if (const toml::node* n = r.find("type")) {
+    const auto* s = n->as_string();
+    if (s == nullptr) {
+      diag.error(position_of(*n), "check.type: expected a string (one of " + join(kCheckTypes) +
+                                      "), got " + std::string(type_name(n->type())));
+    } else if ((type = find_type(s->get())) == nullptr) {
+      std::string message =
+          "check.type: unknown check type \"" + s->get() + "\"; valid types: " + join(kCheckTypes);
+      static const std::vector<std::string> kCandidates(kCheckTypes.begin(), kCheckTypes.end());
+      if (auto hint = suggest(s->get(), kCandidates); !hint.empty()) {
+        message += "; did you mean \"" + std::string(hint) + "\"?";
+      }
+      diag.error(position_of(*n), std::move(message));
+    } else {
+      c.type = s->get();
+    }
+  } else {
+    diag.error(r.position(), label + " needs a type, one of " + join(kCheckTypes));
+  }
+
+  if (type == nullptr) {
+    // Without a known type the other keys cannot be judged: mark them known
+    // (no spurious errors) and report only keys no check type has.
+    for (auto key : all_check_keys()) r.find(key);
+    r.report_unknown();
+    if (name) config.checks.push_back(std::move(c));
+    return;
+  }
+
+  // Keys of other types: not unknown (a typo hint would mislead) but invalid here.
+  const auto valid = keys_of(*type);
+  for (auto key : all_check_keys()) {
+    if (std::find(valid.begin(), valid.end(), key) != valid.end()) continue;
+    r.find(key);
+    if (t.contains(key)) {
+      const toml::key& k = t.find(key)->first;
+      diag.error(position_of(k), "check." + std::string(key) + ": key " + std::string(key) +
+                                     " is not valid for check type " + c.type +
+                                     " (valid keys: " + join(valid) + ")");
+    }
+  }
+
+  auto require = [&](std::string_view key, std::string_view example) {
+    if (r.find(key) == nullptr) {
+      diag.error(r.position(), label + " of type " + c.type + " needs " + std::string(key) +
+                                   ", e.g. " + std::string(key) + " = " + std::string(example));
+    }
+  };
+
+  if (c.type == "haproxy-http") {
+    require("url", "\"http://127.0.0.1:8405/beacon-health\"");
+    if (auto url = read_url(r)) c.url = *url;
+    if (auto s = r.get_int("expect_status", 100, 599)) c.expect_status = static_cast<int>(*s);
+  } else if (c.type == "haproxy-socket") {
+    require("socket", "\"/run/haproxy/admin.sock\"");
+    if (auto p = read_path(r, "socket", kMaxSocketPath)) c.socket = *p;
+    if (auto b = r.get_string("backend")) {
+      if (!valid_backend_name(*b)) {
+        diag.error(pos_of(r, "backend"),
+                   "check.backend: \"" + *b +
+                       "\" is not a valid HAProxy backend name (1-255 of A-Z a-z 0-9 - _ . :)");
+      } else {
+        c.backend = *b;
+      }
+    }
+    if (auto m = r.get_int("min_servers_up", 0, 1'000'000)) {
+      c.min_servers_up = static_cast<std::uint32_t>(*m);
+      if (r.find("backend") == nullptr) {
+        diag.error(pos_of(r, "min_servers_up"),
+                   "check.min_servers_up: only meaningful with backend = \"...\" (the backend "
+                   "whose UP servers are counted)");
+      }
+    }
+  } else if (c.type == "haproxy-process") {
+    require("pidfile", "\"/run/haproxy.pid\"");
+    if (auto p = read_path(r, "pidfile", kMaxPath)) c.pidfile = *p;
+  } else if (c.type == "interface") {
+    require("interface", "\"eth1\"");
+    // Not resolved here: a missing interface is a failing check at run time.
+    if (auto i = r.get_string("interface")) {
+      if (!valid_interface_name(*i)) {
+        diag.error(pos_of(r, "interface"),
+                   "check.interface: \"" + *i +
+                       "\" is not a valid interface name (1-15 bytes, no '/', ':' or spaces)");
+      } else {
+        c.interface = *i;
+      }
+    }
+  } else if (c.type == "file") {
+    require("path", "\"/etc/bfd-beacon/maintenance\"");
+    if (auto p = read_path(r, "path", kMaxPath)) c.path = *p;
+  } else if (c.type == "exec") {
+    require("command", "[\"/usr/local/bin/my-check\", \"--quick\"]");
+    if (auto argv = read_command(r)) c.command = std::move(*argv);
+  }
+
+  // Hysteresis (1..1000); 0 in the struct would mean "type default".
+  const std::uint32_t default_count = type->polled ? 2 : 1;
+  c.rise = static_cast<std::uint32_t>(r.get_int("rise", 1, 1000).value_or(default_count));
+  c.fall = static_cast<std::uint32_t>(r.get_int("fall", 1, 1000).value_or(default_count));
+
+  if (type->polled) {
+    const bool interval_given = r.find("interval") != nullptr;
+    if (auto v = r.get_duration("interval", kMinInterval, kMaxDuration,
+                                "a check needs time between polls")) {
+      c.interval = *v;
+    }
+    auto fast = r.get_duration("fast_interval", kMinInterval, kMaxDuration,
+                               "omit it to poll at interval while in transition");
+    auto timeout =
+        r.get_duration("timeout", 1us, kMaxDuration, "omit it for the default min(interval, 1s)");
+    const std::string interval_text =
+        format_duration(c.interval) + (interval_given ? "" : ", the default");
+    if (fast && *fast > c.interval) {
+      diag.error(pos_of(r, "fast_interval"),
+                 "check.fast_interval: " + format_duration(*fast) +
+                     " is longer than the interval (" + interval_text +
+                     "); fast_interval is the faster poll used while rise/fall is in transition");
+    }
+    if (timeout && *timeout > c.interval) {
+      diag.error(pos_of(r, "timeout"), "check.timeout: " + format_duration(*timeout) +
+                                           " is longer than the interval (" + interval_text +
+                                           "); a poll must finish before the next one is due");
+    }
+    c.fast_interval = fast.value_or(c.interval);
+    c.timeout = timeout.value_or(std::min<core::Duration>(c.interval, 1s));
+  } else {
+    // Event-driven: no polling. Keep the struct consistent all the same.
+    c.fast_interval = c.interval;
+    c.timeout = std::min<core::Duration>(c.interval, 1s);
+  }
+
+  r.report_unknown();
+  config.checks.push_back(std::move(c));
+}
+
+std::optional<core::Hold> read_signal(TableReader& r, std::string_view key) {
+  static constexpr std::array<std::string_view, 2> kSignals = {"down", "admin-down"};
+  auto s = r.get_enum(key, kSignals);
+  if (!s) return std::nullopt;
+  return *s == "down" ? core::Hold::Down : core::Hold::AdminDown;
+}
+
+void load_group(const toml::table& t, Config& config, Diagnostics& diag,
+                std::vector<CheckName>& seen, const std::vector<std::string>& check_names) {
+  TableReader r(t, "group", diag);
+  GroupSpec g;
+  g.line = r.position().line;
+  g.column = r.position().column;
+
+  if (auto name = r.get_string("name")) {
+    if (!valid_group_name(*name)) {
+      diag.error(pos_of(r, "name"), "group.name: \"" + *name +
+                                        "\" is not a valid group name (1-64 of A-Z a-z 0-9 _ . -)");
+    } else {
+      auto it = std::find_if(seen.begin(), seen.end(),
+                             [&](const CheckName& s) { return s.name == *name; });
+      if (it != seen.end()) {
+        diag.error(pos_of(r, "name"), "duplicate group name \"" + *name +
+                                          "\": already defined at line " +
+                                          std::to_string(it->line));
+      } else {
+        seen.push_back({*name, g.line});
+      }
+    }
+    g.name = *name;
+  } else if (r.find("name") == nullptr) {
+    diag.error(r.position(),
+               "[[group]] needs a name: the group = \"...\" of the sessions it manages");
+  }
+
+  if (const toml::node* n = r.find("checks")) {
+    const auto* arr = n->as_array();
+    if (arr == nullptr) {
+      diag.error(position_of(*n), "group.checks: expected an array of check names, got " +
+                                      std::string(type_name(n->type())));
+    } else if (arr->empty()) {
+      diag.error(position_of(*n), "group.checks: must name at least one [[check]]");
+    } else {
+      for (const toml::node& e : *arr) {
+        const auto* s = e.as_string();
+        if (s == nullptr) {
+          diag.error(position_of(e), "group.checks: expected a check name (a string), got " +
+                                         std::string(type_name(e.type())));
+          continue;
+        }
+        const std::string& check = s->get();
+        if (std::find(check_names.begin(), check_names.end(), check) == check_names.end()) {
+          std::string message = "group.checks: unknown check \"" + check + "\"";
+          if (auto hint = suggest(check, check_names); !hint.empty()) {
+            message += "; did you mean \"" + std::string(hint) + "\"?";
+          } else {
+            message += " (no [[check]] has this name)";
+          }
+          diag.error(position_of(e), std::move(message));
+          continue;
+        }
+        if (std::find(g.checks.begin(), g.checks.end(), check) != g.checks.end()) {
+          diag.error(position_of(e), "group.checks: check \"" + check + "\" is listed twice");
+          continue;
+        }
+        g.checks.push_back(check);
+      }
+    }
+  } else {
+    diag.error(r.position(),
+               (g.name.empty() ? std::string("[[group]]") : "[[group]] \"" + g.name + "\"") +
+                   " needs checks = [\"...\"], the [[check]] names it requires");
+  }
+
+  if (auto s = read_signal(r, "unhealthy_signal")) g.unhealthy_signal = *s;
+  if (auto s = read_signal(r, "maintenance_signal")) g.maintenance_signal = *s;
+  // RFC 5880 §4.1: the Diagnostic field is 5 bits.
+  if (auto d = r.get_int("diag", 0, 31)) g.diag = static_cast<std::uint8_t>(*d);
+  r.report_unknown();
+  config.groups.push_back(std::move(g));
+}
+
+}  // namespace
+
+void load_checks(const toml::array& checks, Config& config, Diagnostics& diag) {
+  std::vector<CheckName> seen;
+  for (const toml::node& n : checks) {
+    if (const auto* t = n.as_table()) {
+      load_check(*t, config, diag, seen);
+    } else {
+      diag.error(position_of(n),
+                 "check: expected a table ([[check]]), got " + std::string(type_name(n.type())));
+    }
+  }
+}
+
+void load_groups(const toml::array& groups, Config& config, Diagnostics& diag) {
+  // Every [[check]] with a name counts, even one with other errors, so a bad
+  // check does not also make each group naming it report "unknown check".
+  std::vector<std::string> check_names;
+  for (const auto& c : config.checks) check_names.push_back(c.name);
+  std::vector<CheckName> seen;
+  for (const toml::node& n : groups) {
+    if (const auto* t = n.as_table()) {
+      load_group(*t, config, diag, seen, check_names);
+    } else {
+      diag.error(position_of(n),
+                 "group: expected a table ([[group]]), got " + std::string(type_name(n.type())));
+    }
+  }
+}
+
+void load_health(const toml::table& table, Config& config, Diagnostics& diag) {
+  TableReader r(table, "health", diag);
+  HealthConfig& h = config.health;
+  auto failsafe = r.get_duration("failsafe_timeout", kMinInterval, kMaxDuration,
+                                 "the fail-safe needs time for at least one heartbeat");
+  auto heartbeat = r.get_duration("heartbeat_interval", kMinInterval, kMaxDuration,
+                                  "the ops loop needs time between heartbeats");
+  r.report_unknown();
+  if (failsafe) h.failsafe_timeout = *failsafe;
+  if (heartbeat) h.heartbeat_interval = *heartbeat;
+  if ((failsafe || heartbeat) && h.heartbeat_interval >= h.failsafe_timeout) {
+    const bool at_heartbeat = heartbeat.has_value();
+    diag.error(pos_of(r, at_heartbeat ? "heartbeat_interval" : "failsafe_timeout"),
+               std::string(at_heartbeat ? "health.heartbeat_interval" : "health.failsafe_timeout") +
+                   ": heartbeat_interval (" + format_duration(h.heartbeat_interval) +
+                   (heartbeat ? "" : ", the default") +
+                   ") must be shorter than failsafe_timeout (" +
+                   format_duration(h.failsafe_timeout) + (failsafe ? "" : ", the default") +
+                   "), or the fail-safe fires while the ops loop is healthy");
+  }
+}
+
+}  // namespace beacon::config::detail

@@ -1,0 +1,291 @@
+// haproxy-http probe: GET an HAProxy monitor-uri with libcurl's multi
+// interface driven by the ops loop's io_context (never blocks it).
+//
+// Integration (the classic curl "hiper" pattern): curl tells us which sockets
+// to watch (CURLMOPT_SOCKETFUNCTION) and when to call it back
+// (CURLMOPT_TIMERFUNCTION); we wait on those sockets with non-owning
+// stream_descriptors (released, never closed by Asio: curl owns its fds) and
+// one steady_timer, and feed readiness back through curl_multi_socket_action.
+//
+// One transfer at a time per probe. run() while a transfer is outstanding
+// finishes the old one at once as Fail "superseded" and starts a new one.
+// Every run uses a fresh connection (FRESH_CONNECT + FORBID_REUSE): a probe
+// must prove HAProxy still accepts, not that an old keep-alive is open.
+// Thread: everything here runs on the io_context's thread.
+#include <curl/curl.h>
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <string>
+
+#include "polled_probe_impl.hpp"
+#include "probes_impl.hpp"
+
+namespace beacon::health {
+namespace {
+
+namespace asio = boost::asio;
+using std::chrono::steady_clock;
+
+void global_init_once() {
+  // curl_global_init is not thread-safe; a function-local static is.
+  static const CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+  (void)rc;
+}
+
+using detail::effective_timeout;
+using detail::ms_text;
+
+class HttpImpl : public std::enable_shared_from_this<HttpImpl> {
+ public:
+  HttpImpl(asio::io_context& io, const config::CheckSpec& spec)
+      : io_(io), spec_(spec), timeout_(effective_timeout(spec)), timer_(io) {}
+
+  ~HttpImpl() { shutdown(); }
+
+  bool init() {
+    global_init_once();
+    multi_ = curl_multi_init();
+    easy_ = curl_easy_init();
+    if (multi_ == nullptr || easy_ == nullptr) return false;
+    curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &HttpImpl::on_socket);
+    curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
+    curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &HttpImpl::on_timer);
+    curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
+    curl_easy_setopt(easy_, CURLOPT_URL, spec_.url.c_str());
+    curl_easy_setopt(easy_, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(easy_, CURLOPT_PROXY, "");
+    curl_easy_setopt(easy_, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy_, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms()));
+    curl_easy_setopt(easy_, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(easy_, CURLOPT_FORBID_REUSE, 1L);
+    curl_easy_setopt(easy_, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(easy_, CURLOPT_USERAGENT, "bfd-beacon");
+    curl_easy_setopt(easy_, CURLOPT_WRITEFUNCTION, &HttpImpl::discard_body);
+    curl_easy_setopt(easy_, CURLOPT_ERRORBUFFER, errbuf_);
+    return true;
+  }
+
+  void run(ResultFn done) {
+    if (done_) {
+      detach_easy();
+      finish(Result{Status::Fail, "superseded", elapsed(), {}, false});
+    }
+    ++generation_;
+    started_ = steady_clock::now();
+    done_ = std::move(done);
+    if (multi_ == nullptr || easy_ == nullptr) return post_fail("curl initialisation failed");
+    if (spec_.url.empty()) return post_fail("no url configured");
+    errbuf_[0] = '\0';
+    if (CURLMcode mc = curl_multi_add_handle(multi_, easy_); mc != CURLM_OK) {
+      return post_fail(std::string("curl: ") + curl_multi_strerror(mc));
+    }
+    in_multi_ = true;
+  }
+
+  // Drops the outstanding transfer; no callback runs afterwards.
+  void cancel() {
+    ++generation_;
+    done_ = nullptr;
+    detach_easy();
+    timer_.cancel();
+  }
+
+  void shutdown() {
+    cancel();
+    if (easy_ != nullptr) curl_easy_cleanup(easy_);
+    easy_ = nullptr;
+    if (multi_ != nullptr) curl_multi_cleanup(multi_);  // may call on_socket(REMOVE)
+    multi_ = nullptr;
+    for (auto& [fd, w] : sockets_) release(*w);
+    sockets_.clear();
+  }
+
+ private:
+  struct Watch {
+    explicit Watch(asio::io_context& io, int fd) : sd(io, fd) {}
+    asio::posix::stream_descriptor sd;
+    int what = 0;  // CURL_POLL_*
+    bool reading = false, writing = false;
+    bool alive = true;
+  };
+
+  long timeout_ms() const {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout_).count();
+    return ms > 0 ? static_cast<long>(ms) : 1L;
+  }
+
+  core::Duration elapsed() const { return detail::since(started_); }
+
+  // Reports a failure that happened before any I/O, asynchronously (done is
+  // never called from inside run()); dropped if cancelled or superseded.
+  void post_fail(std::string reason) {
+    asio::post(io_, [wself = weak_from_this(), gen = generation_, reason = std::move(reason)] {
+      auto s = wself.lock();
+      if (!s || gen != s->generation_) return;
+      s->finish(Result{Status::Fail, reason, s->elapsed(), {}, false});
+    });
+  }
+
+  static size_t discard_body(char*, size_t size, size_t n, void*) { return size * n; }
+
+  static void release(Watch& w) {
+    w.alive = false;
+    boost::system::error_code ec;
+    w.sd.cancel(ec);
+    (void)w.sd.release();  // curl owns and closes the fd
+  }
+
+  void detach_easy() {
+    if (in_multi_ && multi_ != nullptr) curl_multi_remove_handle(multi_, easy_);
+    in_multi_ = false;
+  }
+
+  // CURLMOPT_SOCKETFUNCTION: called from inside curl_multi_* calls.
+  static int on_socket(CURL*, curl_socket_t fd, int what, void* userp, void*) {
+    auto* self = static_cast<HttpImpl*>(userp);
+    if (what == CURL_POLL_REMOVE) {
+      if (auto it = self->sockets_.find(fd); it != self->sockets_.end()) {
+        release(*it->second);
+        self->sockets_.erase(it);
+      }
+      return 0;
+    }
+    auto& w = self->sockets_[fd];
+    if (!w) w = std::make_shared<Watch>(self->io_, fd);
+    w->what = what;
+    self->arm(w);
+    return 0;
+  }
+
+  // CURLMOPT_TIMERFUNCTION: -1 cancels; 0 means "as soon as possible".
+  static int on_timer(CURLM*, long timeout_ms, void* userp) {
+    auto* self = static_cast<HttpImpl*>(userp);
+    self->timer_.cancel();
+    if (timeout_ms < 0) return 0;
+    self->timer_.expires_after(std::chrono::milliseconds(timeout_ms));
+    self->timer_.async_wait([wself = self->weak_from_this()](boost::system::error_code ec) {
+      auto s = wself.lock();
+      if (!s || ec == asio::error::operation_aborted || s->multi_ == nullptr) return;
+      int running = 0;
+      curl_multi_socket_action(s->multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+      s->check_done();
+    });
+    return 0;
+  }
+
+  void arm(const std::shared_ptr<Watch>& w) {
+    if ((w->what & CURL_POLL_IN) && !w->reading) {
+      w->reading = true;
+      wait_on(w, asio::posix::stream_descriptor::wait_read, CURL_CSELECT_IN);
+    }
+    if ((w->what & CURL_POLL_OUT) && !w->writing) {
+      w->writing = true;
+      wait_on(w, asio::posix::stream_descriptor::wait_write, CURL_CSELECT_OUT);
+    }
+  }
+
+  void wait_on(const std::shared_ptr<Watch>& w, asio::posix::stream_descriptor::wait_type type,
+               int select) {
+    w->sd.async_wait(type, [wself = weak_from_this(), w, select](boost::system::error_code ec) {
+      (select == CURL_CSELECT_IN ? w->reading : w->writing) = false;
+      auto s = wself.lock();
+      if (!s || !w->alive || ec == asio::error::operation_aborted || s->multi_ == nullptr) return;
+      int running = 0;
+      const int fd = w->sd.native_handle();
+      curl_multi_socket_action(s->multi_, fd, ec ? CURL_CSELECT_ERR : select, &running);
+      // Re-arm only if curl still wants this socket in this direction.
+      if (w->alive) s->arm(w);
+      s->check_done();
+    });
+  }
+
+  void check_done() {
+    int left = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
+      if (msg->msg != CURLMSG_DONE || msg->easy_handle != easy_) continue;
+      Result r = make_result(msg->data.result);
+      detach_easy();
+      finish(std::move(r));
+      return;  // finish() may have started a new transfer; stop reading stale messages
+    }
+  }
+
+  Result make_result(CURLcode code) {
+    Result r;
+    r.latency = elapsed();
+    r.status = Status::Fail;
+    if (code == CURLE_OK) {
+      long status = 0;
+      curl_easy_getinfo(easy_, CURLINFO_RESPONSE_CODE, &status);
+      r.reason = "HTTP " + std::to_string(status);
+      if (status == spec_.expect_status) {
+        r.status = Status::Pass;
+      } else if (spec_.expect_status != 200) {
+        r.reason += " (expected " + std::to_string(spec_.expect_status) + ")";
+      }
+      return r;
+    }
+    if (code == CURLE_OPERATION_TIMEDOUT) {
+      r.reason = "timeout after " + ms_text(timeout_);
+      return r;
+    }
+    long os_errno = 0;
+    curl_easy_getinfo(easy_, CURLINFO_OS_ERRNO, &os_errno);
+    if (code == CURLE_COULDNT_CONNECT && os_errno != 0) {
+      r.reason = std::string("connect: ") + std::strerror(static_cast<int>(os_errno));
+    } else if (errbuf_[0] != '\0') {
+      r.reason = errbuf_;
+    } else {
+      r.reason = curl_easy_strerror(code);
+    }
+    return r;
+  }
+
+  void finish(Result r) {
+    ResultFn done = std::move(done_);
+    done_ = nullptr;
+    if (done) done(std::move(r));
+  }
+
+  asio::io_context& io_;
+  config::CheckSpec spec_;
+  core::Duration timeout_;
+  asio::steady_timer timer_;
+  CURLM* multi_ = nullptr;
+  CURL* easy_ = nullptr;
+  bool in_multi_ = false;
+  std::map<curl_socket_t, std::shared_ptr<Watch>> sockets_;
+  ResultFn done_;
+  std::uint64_t generation_ = 0;
+  steady_clock::time_point started_{};
+  char errbuf_[CURL_ERROR_SIZE] = {};
+};
+
+class HaproxyHttpProbe final : public Probe {
+ public:
+  HaproxyHttpProbe(asio::io_context& io, const config::CheckSpec& spec)
+      : impl_(std::make_shared<HttpImpl>(io, spec)) {
+    impl_->init();
+  }
+  ~HaproxyHttpProbe() override { impl_->shutdown(); }
+
+  void run(ResultFn done) override { impl_->run(std::move(done)); }
+  void cancel() override { impl_->cancel(); }
+
+ private:
+  std::shared_ptr<HttpImpl> impl_;
+};
+
+}  // namespace
+
+std::unique_ptr<Probe> make_haproxy_http_probe(boost::asio::io_context& io,
+                                               const config::CheckSpec& spec) {
+  return std::make_unique<HaproxyHttpProbe>(io, spec);
+}
+
+}  // namespace beacon::health

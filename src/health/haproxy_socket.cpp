@@ -1,0 +1,305 @@
+// haproxy-socket probe: HAProxy Runtime API on a UNIX stream socket.
+//
+// Each run opens a connection, sends "show info\n" and reads until HAProxy
+// closes (non-interactive mode: one command per connection). When a backend
+// is configured, a second connection sends "show stat <backend> -1 -1\n" and
+// counts that backend's servers whose status starts with "UP" (including
+// "UP 1/3", still in service while going down) or is "no check" (HAProxy
+// routes to unchecked servers). One deadline (CheckSpec::timeout) covers the
+// whole run. Pid / Start_time_sec are remembered from the last answer to
+// "show info"; a change sets Result::reloaded but is not a failure.
+//
+// One run at a time: run() while one is outstanding finishes the old one as
+// Fail "superseded". Thread: everything runs on the io_context's thread.
+#include <boost/asio/connect.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <charconv>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "polled_probe_impl.hpp"
+#include "probes_impl.hpp"
+
+namespace beacon::health {
+namespace {
+
+namespace asio = boost::asio;
+using stream = asio::local::stream_protocol;
+
+constexpr std::size_t kMaxAnswer = 4 * 1024 * 1024;  // bytes; "show stat" of one backend
+constexpr std::size_t kMaxReasonText = 120;
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.back() == '\r' || s.back() == ' ' || s.back() == '\n'))
+    s.remove_suffix(1);
+  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  return s;
+}
+
+std::vector<std::string_view> split(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  for (;;) {
+    auto pos = s.find(sep);
+    out.push_back(s.substr(0, pos));
+    if (pos == std::string_view::npos) return out;
+    s.remove_prefix(pos + 1);
+  }
+}
+
+std::string first_line(std::string_view text) {
+  auto line = trim(text.substr(0, text.find('\n')));
+  if (line.size() > kMaxReasonText) line = line.substr(0, kMaxReasonText);
+  return line.empty() ? std::string("(empty)") : std::string(line);
+}
+
+// "Key: value" lines of "show info".
+std::map<std::string, std::string, std::less<>> parse_info(std::string_view text) {
+  std::map<std::string, std::string, std::less<>> kv;
+  for (auto line : split(text, '\n')) {
+    auto colon = line.find(": ");
+    if (colon == std::string_view::npos) continue;
+    kv.emplace(std::string(line.substr(0, colon)), std::string(trim(line.substr(colon + 2))));
+  }
+  return kv;
+}
+
+std::optional<std::uint64_t> to_u64(std::string_view s) {
+  std::uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+// HAProxy proxy names: letters, digits, '-', '_', '.', ':'. Anything else
+// could smuggle a second command (';', newline) into the request.
+bool valid_proxy_name(std::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.' || c == ':';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+struct BackendCount {
+  bool found = false;
+  std::uint32_t up = 0, total = 0;
+};
+
+// CSV of "show stat": "# pxname,svname,...,status,..." then one row per
+// frontend / server / backend.
+std::optional<BackendCount> count_servers(std::string_view text, std::string_view backend) {
+  auto lines = split(text, '\n');
+  if (lines.empty() || !lines[0].starts_with("# ")) return std::nullopt;
+  auto header = split(lines[0].substr(2), ',');
+  std::size_t px = header.size(), sv = header.size(), st = header.size();
+  for (std::size_t i = 0; i < header.size(); ++i) {
+    if (header[i] == "pxname") px = i;
+    if (header[i] == "svname") sv = i;
+    if (header[i] == "status") st = i;
+  }
+  if (px == header.size() || sv == header.size() || st == header.size()) return std::nullopt;
+  BackendCount c;
+  for (std::size_t l = 1; l < lines.size(); ++l) {
+    auto cols = split(trim(lines[l]), ',');
+    if (cols.size() <= std::max({px, sv, st}) || cols[px] != backend) continue;
+    if (cols[sv] == "BACKEND") c.found = true;
+    if (cols[sv] == "BACKEND" || cols[sv] == "FRONTEND") continue;
+    ++c.total;
+    if (cols[st].starts_with("UP") || cols[st] == "no check") ++c.up;
+  }
+  return c;
+}
+
+class SocketImpl : public std::enable_shared_from_this<SocketImpl> {
+ public:
+  SocketImpl(asio::io_context& io, const config::CheckSpec& spec)
+      : io_(io), spec_(spec), timeout_(detail::effective_timeout(spec)), deadline_(io) {}
+
+  void run(ResultFn done) {
+    if (done_) fail("superseded");
+    ++generation_;
+    started_ = std::chrono::steady_clock::now();
+    done_ = std::move(done);
+    result_ = Result{};
+    if (spec_.socket.empty()) return post_fail("no socket configured");
+    if (!spec_.backend.empty() && !valid_proxy_name(spec_.backend)) {
+      return post_fail("invalid backend name \"" + first_line(spec_.backend) + "\"");
+    }
+    deadline_.expires_after(timeout_);
+    deadline_.async_wait(
+        [self = shared_from_this(), gen = generation_](boost::system::error_code ec) {
+          if (ec || gen != self->generation_) return;
+          self->fail("timeout after " + detail::ms_text(self->timeout_));
+        });
+    query("show info\n", [this](std::string_view answer) { on_info(answer); });
+  }
+
+  void cancel() {
+    ++generation_;
+    done_ = nullptr;
+    stop_io();
+  }
+
+ private:
+  using AnswerFn = std::function<void(std::string_view)>;
+
+  void stop_io() {
+    boost::system::error_code ec;
+    deadline_.cancel();
+    if (socket_) socket_->close(ec);
+    socket_.reset();
+  }
+
+  void post_fail(std::string reason) {
+    asio::post(io_, [self = shared_from_this(), gen = generation_, reason = std::move(reason)] {
+      if (gen == self->generation_) self->fail(reason);
+    });
+  }
+
+  // One request / answer on a fresh connection; on_answer gets the full text.
+  void query(std::string request, AnswerFn on_answer) {
+    stream::endpoint ep;
+    try {
+      ep = stream::endpoint(spec_.socket);
+    } catch (const boost::system::system_error& e) {
+      return post_fail("connect " + spec_.socket + ": " + e.code().message());
+    }
+    request_ = std::move(request);
+    answer_.clear();
+    socket_ = std::make_unique<stream::socket>(io_);
+    auto self = shared_from_this();
+    const auto gen = generation_;
+    socket_->async_connect(ep, [self, gen, on_answer](boost::system::error_code ec) mutable {
+      if (gen != self->generation_) return;
+      if (ec) return self->fail("connect " + self->spec_.socket + ": " + ec.message());
+      self->send(gen, std::move(on_answer));
+    });
+  }
+
+  void send(std::uint64_t gen, AnswerFn on_answer) {
+    asio::async_write(*socket_, asio::buffer(request_),
+                      [self = shared_from_this(), gen, on_answer](boost::system::error_code ec,
+                                                                  std::size_t) mutable {
+                        if (gen != self->generation_) return;
+                        if (ec)
+                          return self->fail("write " + self->spec_.socket + ": " + ec.message());
+                        self->receive(gen, std::move(on_answer));
+                      });
+  }
+
+  void receive(std::uint64_t gen, AnswerFn on_answer) {
+    asio::async_read(
+        *socket_, asio::dynamic_buffer(answer_, kMaxAnswer),
+        [self = shared_from_this(), gen, on_answer](boost::system::error_code ec, std::size_t) {
+          if (gen != self->generation_) return;
+          // HAProxy closes after answering: eof is the normal end.
+          if (ec && ec != asio::error::eof) {
+            return self->fail("read " + self->spec_.socket + ": " + ec.message());
+          }
+          if (!ec && self->answer_.size() >= kMaxAnswer) {
+            return self->fail("answer from " + self->spec_.socket + " too large");
+          }
+          boost::system::error_code ignored;
+          self->socket_->close(ignored);
+          on_answer(self->answer_);
+        });
+  }
+
+  void on_info(std::string_view answer) {
+    auto kv = parse_info(answer);
+    auto pid = kv.find("Pid");
+    if (pid == kv.end()) return fail("unexpected answer to show info: " + first_line(answer));
+    auto start = kv.find("Start_time_sec");
+    std::string identity = pid->second + "/" + (start != kv.end() ? start->second : "");
+    if (!identity_.empty() && identity != identity_) {
+      result_.reloaded = true;
+      reload_note_ = ", reloaded (pid " + last_pid_ + " -> " + pid->second + ")";
+    } else {
+      reload_note_.clear();
+    }
+    identity_ = identity;
+    last_pid_ = pid->second;
+    if (auto cc = kv.find("CurrConns"); cc != kv.end())
+      result_.current_connections = to_u64(cc->second);
+    if (auto st = kv.find("Stopping"); st != kv.end() && st->second != "0") {
+      return fail("haproxy is stopping (pid " + pid->second + ")" + reload_note_);
+    }
+    std::string conns =
+        result_.current_connections ? std::to_string(*result_.current_connections) : "?";
+    summary_ = "pid " + pid->second + ", " + conns + " connections";
+    if (spec_.backend.empty()) return pass(summary_ + reload_note_);
+    query("show stat " + spec_.backend + " -1 -1\n", [this](std::string_view a) { on_stat(a); });
+  }
+
+  void on_stat(std::string_view answer) {
+    const std::string& be = spec_.backend;
+    if (answer.starts_with("No such proxy")) return fail("backend " + be + " not found");
+    auto count = count_servers(answer, be);
+    if (!count) return fail("unexpected answer to show stat: " + first_line(answer));
+    if (!count->found) return fail("backend " + be + " not found");
+    std::string text = "backend " + be + ": " + std::to_string(count->up) + " of " +
+                       std::to_string(count->total) + " servers UP";
+    if (count->up < spec_.min_servers_up) {
+      return fail(text + " (need " + std::to_string(spec_.min_servers_up) + ")" + reload_note_);
+    }
+    pass(text + ", " + summary_ + reload_note_);
+  }
+
+  void pass(std::string reason) { finish(Status::Pass, std::move(reason)); }
+  void fail(std::string reason) { finish(Status::Fail, std::move(reason)); }
+
+  void finish(Status status, std::string reason) {
+    ++generation_;  // drops every handler of this run still queued
+    stop_io();
+    ResultFn done = std::move(done_);
+    done_ = nullptr;
+    Result r = std::move(result_);
+    result_ = Result{};
+    r.status = status;
+    r.reason = std::move(reason);
+    r.latency = detail::since(started_);
+    if (done) done(std::move(r));
+  }
+
+  asio::io_context& io_;
+  config::CheckSpec spec_;
+  core::Duration timeout_;
+  asio::steady_timer deadline_;
+  std::unique_ptr<stream::socket> socket_;
+  std::string request_, answer_;
+  ResultFn done_;
+  Result result_;
+  std::uint64_t generation_ = 0;
+  std::chrono::steady_clock::time_point started_{};
+  std::string identity_, last_pid_, reload_note_, summary_;
+};
+
+class HaproxySocketProbe final : public Probe {
+ public:
+  HaproxySocketProbe(asio::io_context& io, const config::CheckSpec& spec)
+      : impl_(std::make_shared<SocketImpl>(io, spec)) {}
+  ~HaproxySocketProbe() override { impl_->cancel(); }
+
+  void run(ResultFn done) override { impl_->run(std::move(done)); }
+  void cancel() override { impl_->cancel(); }
+
+ private:
+  std::shared_ptr<SocketImpl> impl_;
+};
+
+}  // namespace
+
+std::unique_ptr<Probe> make_haproxy_socket_probe(boost::asio::io_context& io,
+                                                 const config::CheckSpec& spec) {
+  return std::make_unique<HaproxySocketProbe>(io, spec);
+}
+
+}  // namespace beacon::health

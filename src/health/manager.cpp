@@ -1,0 +1,350 @@
+// HealthManager (ops loop). See manager.hpp.
+//
+// Lifetime: Impl owns the probes and timers. Every callback handed to a probe
+// or a timer holds a weak reference to `alive_` and returns at once when it
+// has expired, so a late probe callback or an aborted timer handler queued
+// after the manager is gone is a no-op. All state is touched on the ops loop
+// thread only, so no lock is needed.
+#include "beacon/health/manager.hpp"
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+
+namespace beacon::health {
+namespace {
+
+namespace asio = boost::asio;
+using std::chrono::duration_cast;
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+constexpr core::Duration kStuckGrace{200'000};  // beyond 2 * timeout
+
+long long to_ms(core::Duration d) {
+  return duration_cast<milliseconds>(d).count();
+}
+
+// Type defaults the loader leaves as 0 (see CheckSpec).
+std::uint32_t effective_count(std::uint32_t v, bool event_driven) {
+  return v != 0 ? v : event_driven ? 1 : 2;
+}
+
+bool same_signal(const GroupDecision& a, const GroupDecision& b) {
+  return a.verdict == b.verdict && a.hold == b.hold && a.diag == b.diag;
+}
+
+}  // namespace
+
+struct HealthManager::Impl {
+  struct CheckRt {
+    config::CheckSpec spec;
+    std::unique_ptr<Probe> probe;
+    CheckPolicy policy;
+    asio::steady_timer timer;
+    core::Duration interval, fast_interval, timeout;
+    std::vector<std::size_t> groups;  // indices into groups_
+    bool running = false;
+    Clock::time_point started{};
+    std::uint64_t arm_seq = 0;  // ignores a tick that was already queued when re-armed
+    std::uint64_t results = 0;
+
+    CheckRt(asio::io_context& io, const config::CheckSpec& s)
+        : spec(s),
+          policy(effective_count(s.rise, s.event_driven()),
+                 effective_count(s.fall, s.event_driven())),
+          timer(io),
+          interval(s.interval > core::Duration{0} ? s.interval : core::kOneSecond),
+          fast_interval(s.fast_interval > core::Duration{0} ? s.fast_interval : interval),
+          timeout(s.timeout > core::Duration{0} ? s.timeout
+                                                : std::min(interval, core::kOneSecond)) {}
+
+    core::Duration next_delay() const {
+      return !policy.known() || policy.in_transition() ? fast_interval : interval;
+    }
+  };
+  struct GroupRt {
+    config::GroupSpec spec;
+    std::vector<std::ptrdiff_t> checks;    // indices into checks_, -1: undefined check
+    std::optional<GroupDecision> applied;  // last decision handed to the sink
+    GroupDecision current;                 // latest computed (reason may be fresher)
+  };
+
+  asio::io_context& io_;
+  Sink sink_;
+  std::shared_ptr<spdlog::logger> log_;
+  core::Duration heartbeat_interval_;
+  std::vector<std::unique_ptr<CheckRt>> checks_;
+  std::vector<GroupRt> groups_;
+  asio::steady_timer heartbeat_timer_;
+  Clock::time_point heartbeat_due_{};
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+  bool started_ = false, stopped_ = false;
+
+  Impl(asio::io_context& io, const config::Config& cfg, Sink sink,
+       std::shared_ptr<spdlog::logger> log, const ProbeFactory& factory)
+      : io_(io),
+        sink_(std::move(sink)),
+        log_(std::move(log)),
+        heartbeat_interval_(cfg.health.heartbeat_interval > core::Duration{0}
+                                ? cfg.health.heartbeat_interval
+                                : core::Duration{100'000}),
+        heartbeat_timer_(io) {
+    std::unordered_map<std::string, std::size_t> by_name;
+    for (const auto& g : cfg.groups) {
+      GroupRt rt{g, {}, std::nullopt, {}};
+      for (const auto& name : g.checks) {
+        auto it = std::find_if(cfg.checks.begin(), cfg.checks.end(),
+                               [&](const config::CheckSpec& c) { return c.name == name; });
+        if (it == cfg.checks.end()) {
+          // The loader rejects this; stay safe anyway: never known -> held Down.
+          if (log_) log_->error("group {}: unknown check \"{}\"; group stays down", g.name, name);
+          rt.checks.push_back(-1);
+          continue;
+        }
+        rt.checks.push_back(static_cast<std::ptrdiff_t>(it - cfg.checks.begin()));
+      }
+      groups_.push_back(std::move(rt));
+    }
+    // One probe per check used by some group, in config order.
+    std::vector<std::ptrdiff_t> remap(cfg.checks.size(), -1);
+    for (std::size_t i = 0; i < cfg.checks.size(); ++i) {
+      bool used = std::any_of(groups_.begin(), groups_.end(), [&](const GroupRt& g) {
+        return std::find(g.checks.begin(), g.checks.end(), static_cast<std::ptrdiff_t>(i)) !=
+               g.checks.end();
+      });
+      if (!used) {
+        if (log_) log_->warn("check {}: not used by any group; not run", cfg.checks[i].name);
+        continue;
+      }
+      auto rt = std::make_unique<CheckRt>(io, cfg.checks[i]);
+      rt->probe = factory(cfg.checks[i]);
+      remap[i] = static_cast<std::ptrdiff_t>(checks_.size());
+      checks_.push_back(std::move(rt));
+    }
+    for (std::size_t g = 0; g < groups_.size(); ++g) {
+      for (auto& idx : groups_[g].checks) {
+        if (idx < 0) continue;
+        idx = remap[static_cast<std::size_t>(idx)];
+        auto& member_of = checks_[static_cast<std::size_t>(idx)]->groups;
+        if (std::find(member_of.begin(), member_of.end(), g) == member_of.end()) {
+          member_of.push_back(g);
+        }
+      }
+    }
+  }
+
+  ~Impl() { stop(); }
+
+  void start() {
+    if (started_ || stopped_) return;
+    started_ = true;
+    for (std::size_t g = 0; g < groups_.size(); ++g) recompute(g);
+    heartbeat_due_ = Clock::now();
+    heartbeat();
+    for (std::size_t i = 0; i < checks_.size() && !stopped_; ++i) {
+      CheckRt& c = *checks_[i];
+      if (c.probe->event_driven()) {
+        c.probe->watch([this, i, w = std::weak_ptr<int>(alive_)](Result r) {
+          if (w.expired() || stopped_) return;
+          feed(i, std::move(r));
+        });
+      } else {
+        start_run(i);
+      }
+    }
+  }
+
+  void stop() {
+    if (stopped_) return;
+    stopped_ = true;
+    heartbeat_timer_.cancel();
+    for (auto& c : checks_) {
+      c->timer.cancel();
+      if (c->probe) c->probe->cancel();
+    }
+  }
+
+  // ---- heartbeat: periodic from the previous deadline, never bursting ----
+  void heartbeat() {
+    if (stopped_) return;
+    if (sink_.heartbeat) sink_.heartbeat();
+    heartbeat_due_ += heartbeat_interval_;
+    const auto now = Clock::now();
+    if (heartbeat_due_ < now) heartbeat_due_ = now + heartbeat_interval_;  // after a stall
+    heartbeat_timer_.expires_at(heartbeat_due_);
+    heartbeat_timer_.async_wait(
+        [this, w = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
+          if (ec || w.expired()) return;
+          heartbeat();
+        });
+  }
+
+  // ---- polled checks ----
+  void arm(std::size_t i, Clock::time_point at) {
+    CheckRt& c = *checks_[i];
+    const std::uint64_t seq = ++c.arm_seq;
+    c.timer.expires_at(at);
+    c.timer.async_wait(
+        [this, i, seq, w = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
+          if (ec || w.expired() || stopped_) return;
+          if (checks_[i]->arm_seq != seq) return;
+          tick(i);
+        });
+  }
+
+  void tick(std::size_t i) {
+    CheckRt& c = *checks_[i];
+    if (!c.running) {
+      start_run(i);
+      return;
+    }
+    // Never two runs at once. A run far past its timeout is a probe bug: it
+    // counts as a failure each tick it stays stuck.
+    const auto now = Clock::now();
+    const auto outstanding = duration_cast<core::Duration>(now - c.started);
+    if (outstanding >= 2 * c.timeout + kStuckGrace) {
+      Result r;
+      r.status = Status::Fail;
+      r.reason = "probe did not complete within " + std::to_string(to_ms(outstanding)) + "ms";
+      r.latency = outstanding;
+      feed(i, std::move(r));
+      if (stopped_) return;
+    }
+    arm(i, now + c.next_delay());
+  }
+
+  void start_run(std::size_t i) {
+    CheckRt& c = *checks_[i];
+    c.running = true;
+    c.started = Clock::now();
+    // Backstop tick first: a probe may complete synchronously inside run(),
+    // and its completion re-arms the timer.
+    arm(i, c.started + c.next_delay());
+    c.probe->run([this, i, w = std::weak_ptr<int>(alive_)](Result r) {
+      if (w.expired() || stopped_) return;
+      CheckRt& cr = *checks_[i];
+      if (!cr.running) return;  // contract breach: done called twice
+      cr.running = false;
+      feed(i, std::move(r));
+      if (stopped_) return;
+      // Next run `delay` after this one started; at once if already late.
+      arm(i, std::max(cr.started + cr.next_delay(), Clock::now()));
+    });
+  }
+
+  // ---- results and verdicts ----
+  void feed(std::size_t i, Result r) {
+    CheckRt& c = *checks_[i];
+    ++c.results;
+    const Status before = c.policy.state();
+    const bool was_known = c.policy.known();
+    if (c.policy.feed(r) && log_) {
+      if (was_known) {
+        log_->info("check {}: {} -> {} ({})", c.spec.name, status_name(before),
+                   status_name(c.policy.state()), c.policy.reason());
+      } else {
+        log_->info("check {}: first result {} ({})", c.spec.name, status_name(c.policy.state()),
+                   c.policy.reason());
+      }
+    } else if (log_ && r.status != c.policy.state()) {
+      log_->debug("check {}: {} ({}) while {}", c.spec.name, status_name(r.status), r.reason,
+                  status_name(c.policy.state()));
+    }
+    for (std::size_t g : c.groups) {
+      if (stopped_) return;
+      recompute(g);
+    }
+  }
+
+  void recompute(std::size_t g) {
+    GroupRt& grp = groups_[g];
+    std::vector<std::pair<std::string, const CheckPolicy*>> members;
+    members.reserve(grp.checks.size());
+    for (std::size_t k = 0; k < grp.checks.size(); ++k) {
+      const auto idx = grp.checks[k];
+      members.emplace_back(grp.spec.checks[k],
+                           idx < 0 ? nullptr : &checks_[static_cast<std::size_t>(idx)]->policy);
+    }
+    grp.current = decide(grp.spec, members);
+    if (grp.applied && same_signal(*grp.applied, grp.current)) return;
+    if (log_) {
+      std::string signal(core::hold_name(grp.current.hold));
+      if (grp.current.hold != core::Hold::None)
+        signal += " diag " + std::to_string(grp.current.diag);
+      log_->info("group {}: {} -> {} ({}); signal {}", grp.spec.name,
+                 grp.applied ? verdict_name(grp.applied->verdict) : std::string_view("start"),
+                 verdict_name(grp.current.verdict), grp.current.reason, signal);
+    }
+    grp.applied = grp.current;
+    if (sink_.apply) sink_.apply(grp.spec.name, grp.current);
+  }
+
+  std::vector<CheckStatus> checks() const {
+    std::vector<CheckStatus> out;
+    out.reserve(checks_.size());
+    for (const auto& c : checks_) {
+      CheckStatus s;
+      s.name = c->spec.name;
+      s.type = c->spec.type;
+      s.state = c->policy.state();
+      s.known = c->policy.known();
+      s.in_transition = c->policy.in_transition();
+      s.reason = c->policy.known() ? c->policy.reason() : "no result yet";
+      s.last_status = c->policy.last().status;
+      s.last_reason = c->policy.last().reason;
+      s.last_latency = c->policy.last().latency;
+      s.current_connections = c->policy.last().current_connections;
+      s.event_driven = c->probe->event_driven();
+      s.rise = c->policy.rise();
+      s.fall = c->policy.fall();
+      s.results = c->results;
+      out.push_back(std::move(s));
+    }
+    return out;
+  }
+
+  std::vector<GroupStatus> groups() const {
+    std::vector<GroupStatus> out;
+    out.reserve(groups_.size());
+    for (const auto& g : groups_) out.push_back(GroupStatus{g.spec.name, g.current, g.spec.checks});
+    return out;
+  }
+};
+
+HealthManager::HealthManager(asio::io_context& ops, const config::Config& cfg, Sink sink,
+                             std::shared_ptr<spdlog::logger> log)
+    : HealthManager(ops, cfg, std::move(sink), std::move(log),
+                    [&ops](const config::CheckSpec& spec) { return make_probe(ops, spec); }) {}
+
+HealthManager::HealthManager(asio::io_context& ops, const config::Config& cfg, Sink sink,
+                             std::shared_ptr<spdlog::logger> log, ProbeFactory factory)
+    : impl_(std::make_unique<Impl>(ops, cfg, std::move(sink), std::move(log), factory)) {}
+
+HealthManager::~HealthManager() = default;
+
+void HealthManager::start() {
+  impl_->start();
+}
+void HealthManager::stop() {
+  impl_->stop();
+}
+std::vector<CheckStatus> HealthManager::checks() const {
+  return impl_->checks();
+}
+std::vector<GroupStatus> HealthManager::groups() const {
+  return impl_->groups();
+}
+
+#ifdef BEACON_TEST_HOOKS
+void HealthManager::test_stall(core::Duration d) {
+  if (impl_->log_) impl_->log_->warn("test hook: stalling the ops loop for {}ms", to_ms(d));
+  asio::post(impl_->io_, [d] { std::this_thread::sleep_for(d); });
+}
+#endif
+
+}  // namespace beacon::health

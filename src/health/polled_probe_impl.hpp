@@ -1,0 +1,29 @@
+// Small helpers shared by the polled probes (haproxy-http, haproxy-socket,
+// exec). Private to src/health.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+
+#include "beacon/config/config.hpp"
+#include "beacon/core/time.hpp"
+
+namespace beacon::health::detail {
+
+// CheckSpec::timeout, or min(interval, 1s) when it is 0 (see config.hpp).
+inline core::Duration effective_timeout(const config::CheckSpec& spec) {
+  if (spec.timeout.count() > 0) return spec.timeout;
+  return std::min(spec.interval, core::kOneSecond);
+}
+
+// "150ms": the text used in "timeout after 150ms".
+inline std::string ms_text(core::Duration d) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + "ms";
+}
+
+inline core::Duration since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration_cast<core::Duration>(std::chrono::steady_clock::now() - start);
+}
+
+}  // namespace beacon::health::detail
