@@ -6,9 +6,12 @@ namespace beacon::health {
 
 std::string_view status_name(Status s) {
   switch (s) {
-    case Status::Pass: return "pass";
-    case Status::Fail: return "fail";
-    case Status::Maintenance: return "maintenance";
+    case Status::Pass:
+      return "pass";
+    case Status::Fail:
+      return "fail";
+    case Status::Maintenance:
+      return "maintenance";
   }
   return "fail";
 }

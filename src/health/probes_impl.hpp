@@ -2,9 +2,8 @@
 // dispatches on CheckSpec::type. Private to src/health.
 #pragma once
 
-#include <memory>
-
 #include <boost/asio/io_context.hpp>
+#include <memory>
 
 #include "beacon/config/config.hpp"
 #include "beacon/health/probe.hpp"

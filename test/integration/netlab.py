@@ -970,7 +970,8 @@ def main(argv: list[str] | None = None) -> int:
     result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
     failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
     skipped = len(result.skipped)
-    passed = result.testsRun - failed - skipped
+    # A setUpClass error counts in result.errors without a test having run.
+    passed = max(0, result.testsRun - failed - skipped)
     print(f"{passed} passed, {failed} failed, {skipped} skipped", flush=True)
     return 0 if failed == 0 and result.testsRun > 0 else 1
 

@@ -107,10 +107,10 @@ struct CheckSpec {
 // One [[group]]: which checks drive the sessions of a group, and the signal.
 struct GroupSpec {
   std::string name;
-  std::vector<std::string> checks;                    // names of [[check]] tables
-  core::Hold unhealthy_signal = core::Hold::Down;     // "down" | "admin-down"
-  core::Hold maintenance_signal = core::Hold::Down;   // "down" | "admin-down"
-  std::uint8_t diag = 5;                              // diag used for "down" (0..31)
+  std::vector<std::string> checks;                   // names of [[check]] tables
+  core::Hold unhealthy_signal = core::Hold::Down;    // "down" | "admin-down"
+  core::Hold maintenance_signal = core::Hold::Down;  // "down" | "admin-down"
+  std::uint8_t diag = 5;                             // diag used for "down" (0..31)
   int line = 0, column = 0;
 };
 

@@ -17,7 +17,9 @@ using TimePoint = std::chrono::time_point<std::chrono::steady_clock, Duration>;
 inline constexpr Duration kOneSecond{1'000'000};
 
 // Converts a wire interval (microseconds, u32) to a Duration.
-constexpr Duration from_wire_us(std::uint32_t us) { return Duration{us}; }
+constexpr Duration from_wire_us(std::uint32_t us) {
+  return Duration{us};
+}
 
 // Clock seam: the engine owns one; production uses SteadyClock, tests a fake.
 class Clock {

@@ -5,13 +5,12 @@
 // asynchronous waits; exec uses fork/exec + pidfd.
 #pragma once
 
+#include <boost/asio/io_context.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
-
-#include <boost/asio/io_context.hpp>
 
 #include "beacon/config/config.hpp"
 #include "beacon/core/time.hpp"
@@ -24,11 +23,11 @@ std::string_view status_name(Status s);  // "pass", "fail", "maintenance"
 
 struct Result {
   Status status = Status::Fail;
-  std::string reason;               // human text: "HTTP 503", "process 1234 exited", ...
-  core::Duration latency{0};        // time the probe took (0 for events)
+  std::string reason;         // human text: "HTTP 503", "process 1234 exited", ...
+  core::Duration latency{0};  // time the probe took (0 for events)
   // haproxy-socket extras (drain uses them later)
   std::optional<std::uint64_t> current_connections;
-  bool reloaded = false;            // HAProxy Pid/Start_time changed since last run
+  bool reloaded = false;  // HAProxy Pid/Start_time changed since last run
 };
 
 using ResultFn = std::function<void(Result)>;
