@@ -2,6 +2,7 @@
 // proto/ctl/v1/README.md). Durations carry their unit in the key name.
 #include <chrono>
 
+#include "beacon/core/session.hpp"
 #include "beacon/core/wire.hpp"
 #include "beacon/ctl/protocol.hpp"
 
@@ -12,18 +13,6 @@ using nlohmann::json;
 
 std::int64_t us(core::Duration d) {
   return d.count();
-}
-
-std::string_view hold_text(core::Hold h) {
-  switch (h) {
-    case core::Hold::None:
-      return "none";
-    case core::Hold::Down:
-      return "down";
-    case core::Hold::AdminDown:
-      return "admin-down";
-  }
-  return "unknown";
 }
 
 json counters_to_json(const core::SessionCounters& c) {
@@ -58,7 +47,7 @@ json session_to_json(const engine::SessionSnapshot& s) {
       {"remote_diag_name", core::wire::diag_name(s.remote_diag)},
       {"local_discr", s.local_discr},
       {"remote_discr", s.remote_discr},
-      {"hold", hold_text(s.hold)},
+      {"hold", core::hold_name(s.hold)},
       {"desired_min_tx_us", us(s.params.desired_min_tx)},
       {"required_min_rx_us", us(s.params.required_min_rx)},
       {"detect_mult", s.params.detect_mult},

@@ -103,7 +103,7 @@ std::string format_age_ms(std::int64_t ms) {
 std::string format_sessions_table(const json& sessions) {
   std::vector<std::vector<std::string>> rows;
   rows.push_back({"PEER", "LOCAL", "IFACE", "GROUP", "STATE", "REMOTE", "DIAG(L/R)", "LDISC",
-                  "RDISC", "TX", "RX/DETECT", "HOLD", "SINCE"});
+                  "RDISC", "TX", "RX/DETECT", "HOLD", "SINCE", "REASON"});
   if (sessions.is_array()) {
     for (const auto& s : sessions) {
       std::string peer = text(s, "peer");
@@ -115,12 +115,14 @@ std::string format_sessions_table(const json& sessions) {
         hold += "(" + s["hold_source"].get<std::string>() + ")";
       }
       auto since = number(s, "since_change_ms");
+      // Why the session is held (health check, fail-safe, start-up); last so it may be long.
+      std::string reason = hold == "-" ? "-" : text(s, "hold_reason");
       rows.push_back({peer, text(s, "local"), text(s, "interface"), text(s, "group"),
                       text(s, "state"), text(s, "remote_state"),
                       text(s, "local_diag") + "/" + text(s, "remote_diag"), text(s, "local_discr"),
                       text(s, "remote_discr"), interval(s, "tx_interval_us"),
                       interval(s, "required_min_rx_us") + "/" + interval(s, "detection_time_us"),
-                      hold, since ? format_age_ms(*since) : "-"});
+                      hold, since ? format_age_ms(*since) : "-", reason});
     }
   }
   return pad_table(rows);
@@ -129,7 +131,7 @@ std::string format_sessions_table(const json& sessions) {
 std::string format_stats(const json& stats) {
   std::vector<std::vector<std::string>> rows;
   for (const char* key : {"sessions", "rx_datagrams", "tx_packets", "tx_errors", "rx_errors",
-                          "passive_created", "passive_removed", "timer_fires"}) {
+                          "passive_created", "passive_removed", "failsafe_trips", "timer_fires"}) {
     rows.push_back({std::string(key) + ":", text(stats, key)});
   }
   rows.push_back({"timer_lateness_max:", interval(stats, "timer_lateness_max_us")});

@@ -5,6 +5,8 @@
 #include <exception>
 #include <utility>
 
+#include "beacon/core/session.hpp"
+
 namespace beacon::ctl {
 namespace {
 
@@ -91,18 +93,6 @@ StateRequest parse_state(const json& req) {
   return r;
 }
 
-std::string_view hold_text(core::Hold h) {
-  switch (h) {
-    case core::Hold::None:
-      return "none";
-    case core::Hold::Down:
-      return "down";
-    case core::Hold::AdminDown:
-      return "admin-down";
-  }
-  return "unknown";
-}
-
 }  // namespace
 
 std::string dump_json(const json& j) {
@@ -137,7 +127,7 @@ Dispatcher::Dispatcher(Backend& backend) {
          engine::HoldResult res =
              backend.set_hold(engine::HoldSource::Admin, sel, st.hold, st.diag);
          if (!res.error.empty()) throw RequestError(res.error);
-         json out{{"matched", res.matched}, {"state", st.name}, {"hold", hold_text(st.hold)}};
+         json out{{"matched", res.matched}, {"state", st.name}, {"hold", core::hold_name(st.hold)}};
          if (st.hold != core::Hold::None) out["diag"] = st.diag;
          return out;
        },

@@ -461,6 +461,21 @@ class Lb:
         assert self.beacon is not None
         return self.beacon.session(ROUTER_LB_ADDR)
 
+    def set_maintenance(self, on: bool) -> None:
+        """Create (on) or delete (off) the marker watched by the `file` check (idempotent)."""
+        if on:
+            with open(self.maintenance, "w") as f:
+                f.write("maintenance (healthlab)\n")
+        else:
+            try:
+                os.unlink(self.maintenance)
+            except FileNotFoundError:
+                pass
+
+    def set_checked_if(self, up: bool, check: bool = True) -> None:
+        """Set the interface watched by the `interface` check (CHECKED_IF) up or down."""
+        self.ns.ip("link", "set", CHECKED_IF, "up" if up else "down", check=check)
+
 
 class HealthLab:
     """Builds the whole lab inside `lab` (a netlab.Lab). health=False starts the beacons

@@ -739,6 +739,49 @@ def read_tail(path: str, lines: int = 30) -> str:
         return ""
 
 
+# --------------------------------------------------------------------------- test helpers
+
+FIGURES: list[str] = []
+
+
+def figure(text: str) -> None:
+    """Log a measured figure now and keep it for print_figures() at the end of the run."""
+    FIGURES.append(text)
+    log(f"FIGURE {text}")
+
+
+def print_figures() -> None:
+    """Print the figures recorded with figure(), if any (call after main())."""
+    if FIGURES:
+        print("figures:\n  " + "\n  ".join(FIGURES), flush=True)
+
+
+def ms(t0: float, t1: float) -> float:
+    """Milliseconds from t0 to t1 (both in seconds, e.g. from now())."""
+    return (t1 - t0) * 1000.0
+
+
+def testcase_failed(testcase: unittest.TestCase) -> bool:
+    """True in tearDown() when `testcase` has failed or errored so far, so that it
+    can dump diagnostics (logs, peer state) only for a failing test. Checks both the
+    result lists and the internal _outcome.success flag (which one is set depends on
+    the Python version); False when the outcome is unknown."""
+    outcome = getattr(testcase, "_outcome", None)
+    result = getattr(outcome, "result", None)
+    if result is None:
+        return False
+    return any(t is testcase for t, _ in result.errors + result.failures) or \
+        not getattr(outcome, "success", True)
+
+
+def safe_call(fn: Callable[[], Any]) -> Any:
+    """fn(), or "<exception text>" if it raises: for diagnostics in tearDown()."""
+    try:
+        return fn()
+    except Exception as e:  # noqa: BLE001
+        return f"<{e}>"
+
+
 class BfdctlError(RuntimeError):
     def __init__(self, msg: str, returncode: int, stdout: str, stderr: str):
         super().__init__(msg)

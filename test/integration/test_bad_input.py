@@ -43,13 +43,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import frrlab  # noqa: E402
 import netlab  # noqa: E402
-
-FIGURES: list[str] = []
-
-
-def figure(text: str) -> None:
-    FIGURES.append(text)
-    netlab.log(f"FIGURE {text}")
+from netlab import figure  # noqa: E402
 
 
 def run_beacon_once(args: list[str], ns: netlab.Netns | None = None,
@@ -333,8 +327,7 @@ class PacketTest(unittest.TestCase):
         self.frr: frrlab.Frr | None = None
 
     def tearDown(self) -> None:  # noqa: N802
-        outcome = getattr(self, "_outcome", None)
-        if outcome is not None and not getattr(outcome, "success", True):
+        if netlab.testcase_failed(self):
             if self.beacon is not None:
                 netlab.log(f"--- bfd-beacon log tail:\n{netlab.read_tail(self.beacon.log_path, 60)}")
             if self.frr is not None:
@@ -468,8 +461,7 @@ class ControlSocketTest(unittest.TestCase):
                          "group": "web"}]})
 
     def tearDown(self) -> None:  # noqa: N802
-        outcome = getattr(self, "_outcome", None)
-        if outcome is not None and not getattr(outcome, "success", True):
+        if netlab.testcase_failed(self):
             netlab.log(f"--- bfd-beacon log tail:\n{netlab.read_tail(self.beacon.log_path, 40)}")
         self.lab.close()
 
@@ -779,6 +771,5 @@ if __name__ == "__main__":
         _blast_main(sys.argv[2])
         sys.exit(0)
     code = netlab.main(sys.argv[1:])
-    if FIGURES:
-        print("figures:\n  " + "\n  ".join(FIGURES), flush=True)
+    netlab.print_figures()
     sys.exit(code)

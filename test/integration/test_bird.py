@@ -34,18 +34,11 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import netlab  # noqa: E402
+from netlab import figure  # noqa: E402
 
 INTERVAL_MS = int(os.environ.get("BIRD_TEST_INTERVAL_MS", "100"))
 MULT = 3
 DETECT_S = INTERVAL_MS * MULT / 1000.0
-
-FIGURES: list[str] = []
-
-
-def figure(text: str) -> None:
-    FIGURES.append(text)
-    netlab.log(f"FIGURE {text}")
-
 
 class BirdBeaconBase:
     """Shared body of the IPv4 and IPv6 test cases (FAMILY set by the subclasses)."""
@@ -88,29 +81,14 @@ class BirdBeaconBase:
         self.assertEqual(self.routes.nexthops(), frozenset(), "VIP route present before BFD Up")
 
     def tearDown(self) -> None:  # noqa: N802
-        failed = self._failed()
+        failed = netlab.testcase_failed(self)
         if failed:
-            netlab.log(f"--- BIRD sessions:\n{self._safe(lambda: self.bird.birdc('show', 'bfd', 'sessions'))}")
+            netlab.log(f"--- BIRD sessions:\n{netlab.safe_call(lambda: self.bird.birdc('show', 'bfd', 'sessions'))}")
             netlab.log(f"--- BIRD log tail:\n{netlab.read_tail(self.bird.log_path, 40)}")
             if self.beacon is not None:
                 netlab.log(f"--- bfd-beacon log tail ({self.beacon.log_path}):\n"
                            f"{netlab.read_tail(self.beacon.log_path, 60)}")
         self.lab.close()
-
-    def _failed(self) -> bool:
-        outcome = getattr(self, "_outcome", None)
-        result = getattr(outcome, "result", None)
-        if result is None:
-            return False
-        return any(t is self for t, _ in result.errors + result.failures) or \
-            not getattr(outcome, "success", True)
-
-    @staticmethod
-    def _safe(fn):  # type: ignore[no-untyped-def]
-        try:
-            return fn()
-        except Exception as e:  # noqa: BLE001
-            return f"<{e}>"
 
     # ------------------------------------------------------------------ helpers
 
@@ -281,6 +259,5 @@ class BirdIPv6Test(BirdBeaconBase, unittest.TestCase):
 
 if __name__ == "__main__":
     code = netlab.main(sys.argv[1:])
-    if FIGURES:
-        print("figures:\n  " + "\n  ".join(FIGURES), flush=True)
+    netlab.print_figures()
     sys.exit(code)

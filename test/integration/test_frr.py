@@ -40,22 +40,11 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import frrlab  # noqa: E402
 import netlab  # noqa: E402
+from netlab import figure, ms  # noqa: E402
 
 BEACON_TX_MS, BEACON_RX_MS, BEACON_MULT = 50, 60, 3
 FRR_TX_MS, FRR_RX_MS, FRR_MULT = 100, 100, 4
 FRR_DIAG_PATH_DOWN = "path down"   # how FRR 8.4 prints diag 5
-
-FIGURES: list[str] = []
-
-
-def figure(text: str) -> None:
-    FIGURES.append(text)
-    netlab.log(f"FIGURE {text}")
-
-
-def ms(t0: float, t1: float) -> float:
-    return (t1 - t0) * 1000.0
-
 
 class FrrBeaconTest(unittest.TestCase):
 
@@ -72,29 +61,14 @@ class FrrBeaconTest(unittest.TestCase):
         self.frr_ns = self.lab.netns("frr")
 
     def tearDown(self) -> None:  # noqa: N802
-        if self._failed():
+        if netlab.testcase_failed(self):
             if self.frr is not None:
-                netlab.log(f"--- FRR peers:\n{self._safe(lambda: self.frr.vtysh('show bfd peers'))}")
+                netlab.log(f"--- FRR peers:\n{netlab.safe_call(lambda: self.frr.vtysh('show bfd peers'))}")
                 netlab.log(f"--- FRR bfdd log tail:\n{self.frr.log_tail('bfdd', 40)}")
             if self.beacon is not None:
-                netlab.log(f"--- beacon sessions: {self._safe(self.beacon.sessions)}")
+                netlab.log(f"--- beacon sessions: {netlab.safe_call(self.beacon.sessions)}")
                 netlab.log(f"--- bfd-beacon log tail:\n{netlab.read_tail(self.beacon.log_path, 60)}")
         self.lab.close()
-
-    def _failed(self) -> bool:
-        outcome = getattr(self, "_outcome", None)
-        result = getattr(outcome, "result", None)
-        if result is None:
-            return False
-        return any(t is self for t, _ in result.errors + result.failures) or \
-            not getattr(outcome, "success", True)
-
-    @staticmethod
-    def _safe(fn):  # type: ignore[no-untyped-def]
-        try:
-            return fn()
-        except Exception as e:  # noqa: BLE001
-            return f"<{e}>"
 
     # ------------------------------------------------------------------ topology
 
@@ -409,6 +383,5 @@ class FrrBeaconTest(unittest.TestCase):
 
 if __name__ == "__main__":
     code = netlab.main(sys.argv[1:])
-    if FIGURES:
-        print("figures:\n  " + "\n  ".join(FIGURES), flush=True)
+    netlab.print_figures()
     sys.exit(code)

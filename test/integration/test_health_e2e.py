@@ -51,24 +51,13 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import healthlab  # noqa: E402
 import netlab  # noqa: E402
+from netlab import figure, ms  # noqa: E402
 
 INTERVAL_MS = int(os.environ.get("HEALTH_TEST_INTERVAL_MS", "100"))
 MULT = 3
 DETECT_MS = INTERVAL_MS * MULT
 FAILSAFE_MS = 500
 STALL_MS = 3000
-
-FIGURES: list[str] = []
-
-
-def figure(text: str) -> None:
-    FIGURES.append(text)
-    netlab.log(f"FIGURE {text}")
-
-
-def ms(t0: float, t1: float) -> float:
-    return (t1 - t0) * 1000.0
-
 
 class HealthE2ETest(unittest.TestCase):
     hl: healthlab.HealthLab
@@ -105,12 +94,7 @@ class HealthE2ETest(unittest.TestCase):
             self.fail(f"lab not healthy at start of {self.id()}:\n{self.hl.dump()}")
 
     def tearDown(self) -> None:  # noqa: N802
-        outcome = getattr(self, "_outcome", None)
-        result = getattr(outcome, "result", None)
-        failed = result is not None and (
-            any(t is self for t, _ in result.errors + result.failures)
-            or not getattr(outcome, "success", True))
-        if failed:
+        if netlab.testcase_failed(self):
             netlab.log(f"--- diagnostics:\n{self.hl.dump()}")
             netlab.log(f"--- BIRD log tail:\n{netlab.read_tail(self.hl.bird.log_path, 30)}")
 
@@ -395,6 +379,5 @@ class MissingObjectsTest(unittest.TestCase):
 
 if __name__ == "__main__":
     code = netlab.main(sys.argv[1:])
-    if FIGURES:
-        print("figures:\n  " + "\n  ".join(FIGURES), flush=True)
+    netlab.print_figures()
     sys.exit(code)

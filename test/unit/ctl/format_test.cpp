@@ -34,7 +34,7 @@ TEST(Format, SessionsTableHasHeaderAndOneRowPerSession) {
   std::string t = format_sessions_table(list);
   EXPECT_EQ(t.rfind("PEER", 0), 0u);
   for (const char* col : {"LOCAL", "IFACE", "GROUP", "STATE", "REMOTE", "DIAG(L/R)", "LDISC",
-                          "RDISC", "TX", "RX/DETECT", "HOLD", "SINCE"}) {
+                          "RDISC", "TX", "RX/DETECT", "HOLD", "SINCE", "REASON"}) {
     EXPECT_NE(t.find(col), std::string::npos) << col;
   }
   EXPECT_EQ(std::count(t.begin(), t.end(), '\n'), 2);
@@ -42,6 +42,17 @@ TEST(Format, SessionsTableHasHeaderAndOneRowPerSession) {
                         "100ms/300ms", "down(admin)", "2m05s"}) {
     EXPECT_NE(t.find(v), std::string::npos) << v << "\n" << t;
   }
+}
+
+TEST(Format, SessionsTableShowsHoldReasonOnlyWhenHeld) {
+  auto held = testing::sample_session();
+  held.hold_reason = "check haproxy: HTTP 503";
+  std::string t = format_sessions_table(json::array({session_to_json(held)}));
+  EXPECT_NE(t.find("check haproxy: HTTP 503"), std::string::npos) << t;
+  auto free = held;
+  free.hold = core::Hold::None;
+  t = format_sessions_table(json::array({session_to_json(free)}));
+  EXPECT_EQ(t.find("check haproxy"), std::string::npos) << t;
 }
 
 TEST(Format, TableToleratesMissingAndWrongFields) {

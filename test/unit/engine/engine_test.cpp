@@ -67,41 +67,11 @@ std::size_t drops(const EngineStats& s, DropReason r) {
   return s.drops[static_cast<std::size_t>(r)];
 }
 
-class EngineTest : public ::testing::Test {
+class EngineTest : public test::EngineFixture {
  protected:
   void SetUp() override {
     if (!test::enter_private_netns()) GTEST_SKIP() << "needs root to unshare(CLONE_NEWNET)";
-    sink_ = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256);
-    sink_->set_pattern("%v");
-    log_ = std::make_shared<spdlog::logger>("engine-test", sink_);
-    log_->set_level(spdlog::level::debug);
-    cfg_.source = "test";
-  }
-
-  Engine& start() {
-    engine_ = std::make_unique<Engine>(cfg_, log_);
-    engine_->open();
-    engine_->run();
-    return *engine_;
-  }
-
-  std::optional<SessionSnapshot> find(const std::string& peer) {
-    for (auto& s : engine_->sessions()) {
-      if (s.peer == peer) return s;
-    }
-    return std::nullopt;
-  }
-
-  // Waits until `peer`'s session satisfies pred (bounded).
-  template <class Pred>
-  std::optional<SessionSnapshot> wait_session(const std::string& peer, Pred pred,
-                                              std::chrono::milliseconds timeout = 2000ms) {
-    const auto end = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < end) {
-      if (auto s = find(peer); s && pred(*s)) return s;
-      std::this_thread::sleep_for(5ms);
-    }
-    return std::nullopt;
+    init_log("engine-test", "%v");
   }
 
   std::vector<std::string> log_lines() { return sink_->last_formatted(); }
@@ -122,11 +92,6 @@ class EngineTest : public ::testing::Test {
     }
     return discr;
   }
-
-  config::Config cfg_;
-  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink_;
-  std::shared_ptr<spdlog::logger> log_;
-  std::unique_ptr<Engine> engine_;
 };
 
 // SH-01, SH-02, SH-06, SM-04/05/10, SM-25: the handshake over real sockets, TTL

@@ -78,45 +78,12 @@ class Heart {
   std::thread thread_;
 };
 
-class HealthHoldTest : public ::testing::Test {
+class HealthHoldTest : public test::EngineFixture {
  protected:
   void SetUp() override {
     if (!test::enter_private_netns()) GTEST_SKIP() << "needs root to unshare(CLONE_NEWNET)";
-    sink_ = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256);
-    sink_->set_pattern("%l %v");
-    log_ = std::make_shared<spdlog::logger>("health-hold-test", sink_);
-    log_->set_level(spdlog::level::debug);
-    cfg_.source = "test";
+    init_log("health-hold-test", "%l %v");
     cfg_.health.failsafe_timeout = core::Duration{30'000'000};  // out of the way by default
-  }
-
-  Engine& open() {
-    engine_ = std::make_unique<Engine>(cfg_, log_);
-    engine_->open();
-    return *engine_;
-  }
-  Engine& start() {
-    open();
-    engine_->run();
-    return *engine_;
-  }
-
-  std::optional<SessionSnapshot> find(const std::string& peer) {
-    for (auto& s : engine_->sessions()) {
-      if (s.peer == peer) return s;
-    }
-    return std::nullopt;
-  }
-
-  template <class Pred>
-  std::optional<SessionSnapshot> wait_session(const std::string& peer, Pred pred,
-                                              std::chrono::milliseconds timeout = 2000ms) {
-    const auto end = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < end) {
-      if (auto s = find(peer); s && pred(*s)) return s;
-      std::this_thread::sleep_for(5ms);
-    }
-    return std::nullopt;
   }
 
   // Three-way handshake from the peer's side (SM-04, SM-05, SM-10); returns
@@ -139,11 +106,6 @@ class HealthHoldTest : public ::testing::Test {
     for (const auto& l : sink_->last_formatted()) n += l.find(needle) != std::string::npos;
     return n;
   }
-
-  config::Config cfg_;
-  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink_;
-  std::shared_ptr<spdlog::logger> log_;
-  std::unique_ptr<Engine> engine_;
 };
 
 // Issue 3 item 5, SM-21/SM-22: a health-managed group starts held Down with

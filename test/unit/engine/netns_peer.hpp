@@ -1,5 +1,6 @@
-// Test helpers for the engine/transport tests: a private network namespace
-// and a raw UDP "peer" speaking BFD with wire::encode/decode.
+// Test helpers for the engine/transport tests: a private network namespace,
+// a raw UDP "peer" speaking BFD with wire::encode/decode, and EngineFixture,
+// the common fixture of engine_test and health_hold_test.
 //
 // Not a test support library (lives next to its two users): enter_private_netns()
 // unshares the network namespace of the calling thread once per process (threads
@@ -7,9 +8,12 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -18,13 +22,17 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "beacon/config/config.hpp"
 #include "beacon/core/wire.hpp"
+#include "beacon/engine/engine.hpp"
 
 namespace beacon::test {
 
@@ -217,5 +225,55 @@ inline core::wire::ControlPacket bfd_packet(core::wire::State st, std::uint32_t 
   p.required_min_rx_us = interval_us;
   return p;
 }
+
+// Common fixture of the engine tests: the config under test, a ring-buffer
+// log, the Engine, and bounded polling of its session snapshots. A derived
+// SetUp() enters the private namespace (or skips) and then calls init_log().
+class EngineFixture : public ::testing::Test {
+ protected:
+  void init_log(const char* logger_name, const char* pattern) {
+    sink_ = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256);
+    sink_->set_pattern(pattern);
+    log_ = std::make_shared<spdlog::logger>(logger_name, sink_);
+    log_->set_level(spdlog::level::debug);
+    cfg_.source = "test";
+  }
+
+  engine::Engine& open() {
+    engine_ = std::make_unique<engine::Engine>(cfg_, log_);
+    engine_->open();
+    return *engine_;
+  }
+  engine::Engine& start() {
+    open();
+    engine_->run();
+    return *engine_;
+  }
+
+  std::optional<engine::SessionSnapshot> find(const std::string& peer) {
+    for (auto& s : engine_->sessions()) {
+      if (s.peer == peer) return s;
+    }
+    return std::nullopt;
+  }
+
+  // Waits until `peer`'s session satisfies pred (bounded).
+  template <class Pred>
+  std::optional<engine::SessionSnapshot> wait_session(
+      const std::string& peer, Pred pred,
+      std::chrono::milliseconds timeout = std::chrono::milliseconds(2000)) {
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < end) {
+      if (auto s = find(peer); s && pred(*s)) return s;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return std::nullopt;
+  }
+
+  config::Config cfg_;
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::unique_ptr<engine::Engine> engine_;
+};
 
 }  // namespace beacon::test

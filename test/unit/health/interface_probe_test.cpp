@@ -8,22 +8,15 @@
 #include <sched.h>
 #include <unistd.h>
 
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <functional>
-#include <future>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
-#include <vector>
 
 #include "beacon/health/probe.hpp"
+#include "probe_test_support.hpp"
 
 namespace beacon::health {
 namespace {
@@ -31,63 +24,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-class Loop {
- public:
-  Loop() : guard_(io_.get_executor()), thread_([this] { io_.run(); }) {}
-  ~Loop() {
-    guard_.reset();
-    io_.stop();
-    thread_.join();
-  }
-  boost::asio::io_context& io() { return io_; }
-  void sync(std::function<void()> fn) {
-    std::promise<void> done;
-    boost::asio::post(io_, [&] {
-      fn();
-      done.set_value();
-    });
-    ASSERT_EQ(done.get_future().wait_for(5s), std::future_status::ready);
-  }
-
- private:
-  boost::asio::io_context io_;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard_;
-  std::thread thread_;
-};
-
-struct Event {
-  Result result;
-  Clock::time_point at;
-};
-
-class Recorder {
- public:
-  ResultFn fn() {
-    return [this](Result r) {
-      std::lock_guard lk(m_);
-      events_.push_back({std::move(r), Clock::now()});
-      cv_.notify_all();
-    };
-  }
-  std::size_t size() {
-    std::lock_guard lk(m_);
-    return events_.size();
-  }
-  std::optional<Event> wait(std::size_t index, Clock::duration timeout = 3s) {
-    std::unique_lock lk(m_);
-    if (!cv_.wait_for(lk, timeout, [&] { return events_.size() > index; })) return std::nullopt;
-    return events_[index];
-  }
-
- private:
-  std::mutex m_;
-  std::condition_variable cv_;
-  std::vector<Event> events_;
-};
-
-double ms_since(Clock::time_point t0, Clock::time_point t1) {
-  return std::chrono::duration<double, std::milli>(t1 - t0).count();
-}
+using test::Event;
+using test::Loop;
+using test::ms_since;
+using test::Recorder;
 
 void sh(const std::string& cmd) {
   const int rc = std::system((cmd + " >/dev/null 2>&1").c_str());
