@@ -5,6 +5,7 @@
 //    starts, so every thread inherits the mask; then waits for them with
 //    sigwait. No signal handler ever runs.
 //  - engine loop: started by Engine::run(); packets and timers only.
+//  - logging: spdlog's one asynchronous writer thread (see make_logger).
 //  - ops loop: one io_context on its own thread serving the control socket
 //    and running the health manager (probes, rise/fall, group verdicts). It
 //    calls into the engine through EngineBackend and the health Sink
@@ -13,6 +14,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <spdlog/async.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -40,9 +42,16 @@ namespace {
 
 namespace asio = boost::asio;
 
+// The engine loop logs every state change. An asynchronous logger keeps a slow
+// stderr (journald back-pressure, a stopped terminal) from ever delaying a BFD
+// packet: records go to a bounded queue drained by one thread, and on overflow
+// the oldest record is dropped rather than the engine blocking. Call only with
+// the stop signals blocked, so the logging thread inherits the mask.
 std::shared_ptr<spdlog::logger> make_logger(const std::string& level) {
   auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-  auto log = std::make_shared<spdlog::logger>("bfd-beacon", sink);
+  spdlog::init_thread_pool(8192, 1);
+  auto log = std::make_shared<spdlog::async_logger>("bfd-beacon", sink, spdlog::thread_pool(),
+                                                    spdlog::async_overflow_policy::overrun_oldest);
   log->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
   log->set_level(spdlog::level::from_str(level == "warning" ? "warn" : level));
   log->flush_on(spdlog::level::trace);  // a foreground daemon: lines must not sit in a buffer
@@ -73,9 +82,8 @@ int wait_for_stop(const sigset_t& set, spdlog::logger& log) {
   }
 }
 
-int serve(const config::Config& cfg, const std::shared_ptr<spdlog::logger>& log) {
-  const sigset_t signals = stop_signals();
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+int serve(const config::Config& cfg, const sigset_t& signals,
+          const std::shared_ptr<spdlog::logger>& log) {
   std::signal(SIGPIPE, SIG_IGN);
 
   engine::Engine engine(cfg, log);
@@ -177,13 +185,19 @@ int run_daemon(const std::vector<std::string>& args) {
     std::cerr << "bfd-beacon: invalid log level '" << level << "'\n";
     return 1;
   }
+  // Block the stop signals before any other thread exists (the logger's
+  // included): every thread inherits the mask and only sigwait() sees them.
+  const sigset_t signals = stop_signals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   auto log = make_logger(level);
+  int rc = 1;
   try {
-    return serve(cfg, log);
+    rc = serve(cfg, signals, log);
   } catch (const std::exception& e) {
     log->critical("fatal: {}", e.what());
-    return 1;
   }
+  spdlog::shutdown();  // drains the queue: the last lines (shutdown, "stopped") are written
+  return rc;
 }
 
 }  // namespace beacon::app
