@@ -6,25 +6,17 @@
 #include <string>
 
 #include "beacon/config/config.hpp"
+#include "config_test_support.hpp"
 
 namespace beacon::config {
 namespace {
 
+using test::BadCase;
+using test::dump;
+using test::load_ok;
+
 using core::Duration;
 using namespace std::chrono_literals;
-
-std::string dump(const LoadResult& r) {
-  std::string out;
-  for (const auto& e : r.errors) out += e.format() + "\n";
-  return out;
-}
-
-Config load_ok(std::string_view text) {
-  LoadResult r = load_string(text, "test.toml");
-  EXPECT_TRUE(r.errors.empty()) << dump(r);
-  EXPECT_TRUE(r.config.has_value());
-  return r.config.value_or(Config{});
-}
 
 const CheckSpec* find_check(const Config& c, std::string_view name) {
   for (const auto& k : c.checks) {
@@ -313,32 +305,10 @@ TEST(HealthConfig, UnusedCheckIsAllowed) {
 
 // ---------------------------------------------------------------- bad files
 
-struct BadCase {
-  const char* name;
-  const char* text;
-  int line;
-  int column;
-  const char* message;  // substring of an error at line:column
-};
-
 class BadHealthConfig : public ::testing::TestWithParam<BadCase> {};
 
 TEST_P(BadHealthConfig, PointsAtLineAndColumn) {
-  const BadCase& c = GetParam();
-  LoadResult r;
-  ASSERT_NO_THROW(r = load_string(c.text, "bad.toml"));
-  EXPECT_FALSE(r.config.has_value());
-  ASSERT_FALSE(r.errors.empty());
-  bool found = false;
-  for (const auto& e : r.errors) {
-    EXPECT_EQ(e.file, "bad.toml");
-    if (e.line == c.line && e.column == c.column &&
-        e.message.find(c.message) != std::string::npos) {
-      found = true;
-    }
-  }
-  EXPECT_TRUE(found) << "wanted " << c.line << ":" << c.column << " \"" << c.message << "\", got:\n"
-                     << dump(r);
+  test::expect_error_at(GetParam());
 }
 
 // Four lines: a valid file check named "maint" for the group cases.
