@@ -11,6 +11,16 @@
 
 namespace beacon::test {
 
+// Milliseconds as a core::Duration (microseconds), for readable test timings.
+constexpr core::Duration ms(std::int64_t v) {
+  return core::Duration{v * 1000};
+}
+
+inline core::SessionParams params(core::Duration tx, core::Duration rx, std::uint8_t dm = 3,
+                                  bool passive = false) {
+  return core::SessionParams{tx, rx, dm, passive};
+}
+
 inline constexpr std::uint32_t kLocalDiscr = 0x1111'0001;
 inline constexpr std::uint32_t kPeerDiscr = 0x2222'0002;
 

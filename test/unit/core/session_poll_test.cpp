@@ -11,18 +11,12 @@
 namespace beacon::core {
 namespace {
 
+using test::ms;
+using test::params;
 using test::peer;
 using test::PeerPacket;
 using test::SessionDriver;
 using wire::State;
-
-constexpr Duration ms(std::int64_t v) {
-  return Duration{v * 1000};
-}
-
-SessionParams params(Duration tx, Duration rx, std::uint8_t dm = 3) {
-  return SessionParams{tx, rx, dm, false};
-}
 
 // Peer with a long detection time (255 x 10 s) so tests can run for a while.
 PeerPacket patient(State st, std::uint32_t rx_us = 10'000) {

@@ -11,18 +11,12 @@
 namespace beacon::core {
 namespace {
 
+using test::ms;
+using test::params;
 using test::peer;
 using test::PeerPacket;
 using test::SessionDriver;
 using wire::State;
-
-constexpr Duration ms(std::int64_t v) {
-  return Duration{v * 1000};
-}
-
-SessionParams params(Duration tx, Duration rx, std::uint8_t dm = 3, bool passive = false) {
-  return SessionParams{tx, rx, dm, passive};
-}
 
 // A peer that keeps us from timing out for a long while: DM 255 x 10 s.
 PeerPacket patient_peer(State st = State::Up) {
