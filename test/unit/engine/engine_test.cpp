@@ -574,38 +574,19 @@ TEST_F(EngineTest, OpenFailsForUnknownInterface) {
   auto spec = session_spec("198.18.0.1", nullptr);
   spec.interface = "veth9";
   cfg_.sessions.push_back(spec);
-  Engine e(cfg_, log_);
-  try {
-    e.open();
-    FAIL() << "open() succeeded";
-  } catch (const StartupError& ex) {
-    EXPECT_EQ(std::string(ex.what()), "session 198.18.0.1: interface \"veth9\" does not exist");
-  }
+  EXPECT_EQ(startup_error(), "session 198.18.0.1: interface \"veth9\" does not exist");
 }
 
 TEST_F(EngineTest, OpenFailsWhenPortTaken) {
   UdpPeer squatter("0.0.0.0", kSh, /*reuse=*/false);
   ASSERT_TRUE(squatter.bound());
-  Engine e(cfg_, log_);
-  try {
-    e.open();
-    FAIL() << "open() succeeded";
-  } catch (const StartupError& ex) {
-    EXPECT_EQ(std::string(ex.what()), "cannot bind UDP 0.0.0.0:3784: Address already in use");
-  }
+  EXPECT_EQ(startup_error(), "cannot bind UDP 0.0.0.0:3784: Address already in use");
 }
 
 TEST_F(EngineTest, OpenFailsForForeignLocalAddress) {
   cfg_.sessions.push_back(session_spec("127.0.0.2", "198.18.0.7"));
-  Engine e(cfg_, log_);
-  try {
-    e.open();
-    FAIL() << "open() succeeded";
-  } catch (const StartupError& ex) {
-    EXPECT_NE(std::string(ex.what()).find("session 127.0.0.2: cannot bind UDP 198.18.0.7:"),
-              std::string::npos)
-        << ex.what();
-  }
+  const std::string err = startup_error();
+  EXPECT_NE(err.find("session 127.0.0.2: cannot bind UDP 198.18.0.7:"), std::string::npos) << err;
 }
 
 // SH-11: a session bound to an interface opens (dummy interface exists in the netns).

@@ -244,6 +244,18 @@ class EngineFixture : public ::testing::Test {
     engine_->open();
     return *engine_;
   }
+  // Opens a fresh Engine on cfg_ expecting a StartupError; returns its
+  // message ("" and a test failure if open() succeeded).
+  std::string startup_error() {
+    engine::Engine e(cfg_, log_);
+    try {
+      e.open();
+    } catch (const engine::StartupError& ex) {
+      return ex.what();
+    }
+    ADD_FAILURE() << "open() succeeded";
+    return "";
+  }
   engine::Engine& start() {
     open();
     engine_->run();
