@@ -10,6 +10,10 @@
 //    and running the health manager (probes, rise/fall, group verdicts). It
 //    calls into the engine through EngineBackend and the health Sink
 //    (blocking posts); the health manager starts only once the engine runs.
+//    Each request and each check contains its own failures; if an exception
+//    still ends the loop, the ops thread wakes main (SIGTERM to main only),
+//    which sends the shutdown signal to every peer and exits with
+//    kExitOpsLoopFailed: a dead control plane must not keep a route.
 #include "beacon/app/daemon.hpp"
 
 #include <pthread.h>
@@ -18,6 +22,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -26,6 +31,8 @@
 #include <exception>
 #include <iostream>
 #include <memory>
+#include <stdexcept>
+#include <string>
 #include <thread>
 
 #include "beacon/app/health_wiring.hpp"
@@ -119,13 +126,35 @@ int serve(const config::Config& cfg, const sigset_t& signals,
   engine.run();
   // After engine.run(): the sink's set_hold posts to the engine loop and waits.
   asio::post(ops, [&health] { health->start(); });
+#ifdef BEACON_TEST_HOOKS
+  // Fault injection: an exception escaping a handler that no guard contains,
+  // i.e. the ops loop itself failing.
+  dispatcher.add(
+      "debug-fail-ops",
+      {[&ops, &log](const nlohmann::json&) {
+         log->warn("test hook: failing the ops loop");
+         asio::post(ops, [] { throw std::runtime_error("test hook: ops loop forced to fail"); });
+         return nlohmann::json{{"failing", true}};
+       },
+       {}});
+#endif
   auto work = asio::make_work_guard(ops);
-  std::thread ops_thread([&ops, &log] {
+  std::atomic<bool> ops_failed{false};
+  const pthread_t main_thread = pthread_self();
+  std::thread ops_thread([&ops, &log, &ops_failed, main_thread] {
+    std::string what;
     try {
       ops.run();
+      return;  // stopped on purpose (shutdown)
     } catch (const std::exception& e) {
-      log->critical("ops loop failed: {}", e.what());
+      what = e.what();
+    } catch (...) {
+      what = "unknown exception";
     }
+    log->critical("ops loop failed: {}", what);
+    ops_failed.store(true);
+    // SIGTERM is blocked everywhere; main's sigwait() takes it.
+    pthread_kill(main_thread, SIGTERM);
   });
   log->info(
       "bfd-beacon {} running: {} configured sessions, {} accept rules, {} checks, {} groups, "
@@ -134,6 +163,21 @@ int serve(const config::Config& cfg, const sigset_t& signals,
       cfg.daemon.control_socket);
 
   int sig = wait_for_stop(signals, *log);
+  if (ops_failed.load()) {
+    log->critical(
+        "control socket and health checks are dead: sending the shutdown signal ({}) to every "
+        "peer and exiting with status {} (ops loop failure) so the supervisor restarts "
+        "bfd-beacon",
+        cfg.daemon.shutdown_signal == core::Hold::AdminDown ? "admin-down" : "down",
+        kExitOpsLoopFailed);
+    ops_thread.join();
+    // Nothing runs on `ops` any more: tear down on this thread.
+    health.reset();
+    server.stop();
+    engine.shutdown(cfg.daemon.shutdown_signal);
+    log->info("stopped (ops loop failure, exit status {})", kExitOpsLoopFailed);
+    return kExitOpsLoopFailed;
+  }
   log->info("received {}, shutting down (signal to peers: {})", strsignal(sig),
             cfg.daemon.shutdown_signal == core::Hold::AdminDown ? "admin-down" : "down");
   asio::post(ops, [&] {

@@ -145,14 +145,32 @@ std::vector<std::string> Dispatcher::command_names() const {
 }
 
 std::string Dispatcher::handle(std::string_view line) {
-  return dump_json(handle_json(line));
+  try {
+    return dump_json(handle_json(line));
+  } catch (...) {
+    // Last line of defence (e.g. out of memory while serialising): the caller
+    // still gets one well-formed response line and the loop goes on.
+    return R"({"ok":false,"error":"internal error: response could not be built"})";
+  }
 }
 
 json Dispatcher::handle_json(std::string_view line) {
+  try {
+    return handle_request(line);
+  } catch (const std::exception& e) {
+    return error_response(std::string("internal error: ") + e.what());
+  } catch (...) {
+    return error_response("internal error");
+  }
+}
+
+json Dispatcher::handle_request(std::string_view line) {
   json req;
   try {
     req = json::parse(line.begin(), line.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // Every parser failure, not only syntax errors: a number that overflows a
+    // double is out_of_range (406), and it is as much the client's fault.
     return error_response(std::string("invalid JSON: ") + e.what());
   }
   if (!req.is_object()) return error_response("request must be a JSON object");

@@ -136,8 +136,16 @@ class Server::Impl::Connection : public std::enable_shared_from_this<Connection>
       finish(*owner);
       return;
     }
-    in_.append(chunk_.data(), n);
-    process(*owner);
+    try {
+      in_.append(chunk_.data(), n);
+      process(*owner);
+    } catch (const std::exception& e) {
+      // Whatever one request does, only this connection pays: it gets an
+      // error line and is closed; the ops loop and every other client go on.
+      fail(*owner, e.what());
+    } catch (...) {
+      fail(*owner, "unknown exception");
+    }
     if (out_.empty()) {
       read();
     } else {
@@ -165,6 +173,16 @@ class Server::Impl::Connection : public std::enable_shared_from_this<Connection>
     }
     in_.erase(0, start);
     if (in_.size() > max) oversized(owner, max);
+  }
+
+  void fail(Impl& owner, const char* what) {
+    owner.log_->error("control connection {}: request failed: {}; closing the connection", id_,
+                      what);
+    in_.clear();
+    out_ =
+        R"({"ok":false,"error":"internal error while handling the request; closing connection"})";
+    out_ += '\n';
+    close_after_write_ = true;
   }
 
   void oversized(Impl& owner, std::size_t max) {

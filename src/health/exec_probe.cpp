@@ -41,7 +41,7 @@ namespace asio = boost::asio;
 constexpr std::size_t kMaxOutput = 200;  // bytes of output kept for the reason
 
 struct Child {
-  explicit Child(asio::io_context& io) : pidfd(io), out(io), poll(io) {}
+  explicit Child(const asio::any_io_executor& io) : pidfd(io), out(io), poll(io) {}
   pid_t pid = -1;
   bool reaped = false;
   int wait_status = 0;
@@ -118,7 +118,7 @@ std::string first_line(const std::string& out) {
 
 class ExecImpl : public std::enable_shared_from_this<ExecImpl> {
  public:
-  ExecImpl(asio::io_context& io, const config::CheckSpec& spec)
+  ExecImpl(const boost::asio::any_io_executor& io, const config::CheckSpec& spec)
       : io_(io), spec_(spec), timeout_(detail::effective_timeout(spec)), deadline_(io) {}
 
   void run(ResultFn done) {
@@ -258,7 +258,7 @@ class ExecImpl : public std::enable_shared_from_this<ExecImpl> {
     if (done) done(Result{status, std::move(reason), detail::since(started_), {}, false});
   }
 
-  asio::io_context& io_;
+  asio::any_io_executor io_;
   config::CheckSpec spec_;
   core::Duration timeout_;
   asio::steady_timer deadline_;
@@ -270,7 +270,7 @@ class ExecImpl : public std::enable_shared_from_this<ExecImpl> {
 
 class ExecProbe final : public Probe {
  public:
-  ExecProbe(asio::io_context& io, const config::CheckSpec& spec)
+  ExecProbe(const boost::asio::any_io_executor& io, const config::CheckSpec& spec)
       : impl_(std::make_shared<ExecImpl>(io, spec)) {}
   ~ExecProbe() override { impl_->cancel(); }
 
@@ -283,7 +283,8 @@ class ExecProbe final : public Probe {
 
 }  // namespace
 
-std::unique_ptr<Probe> make_exec_probe(boost::asio::io_context& io, const config::CheckSpec& spec) {
+std::unique_ptr<Probe> make_exec_probe(const boost::asio::any_io_executor& io,
+                                       const config::CheckSpec& spec) {
   return std::make_unique<ExecProbe>(io, spec);
 }
 

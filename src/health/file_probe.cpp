@@ -42,7 +42,7 @@ constexpr std::uint32_t kDirMask = IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVE
 
 class FileWatcher : public std::enable_shared_from_this<FileWatcher> {
  public:
-  FileWatcher(asio::io_context& io, std::string path)
+  FileWatcher(const boost::asio::any_io_executor& io, std::string path)
       : io_(io), path_(std::move(path)), inotify_(io), timer_(io) {
     std::tie(dir_, base_) = detail::split_path(path_);
   }
@@ -180,7 +180,7 @@ class FileWatcher : public std::enable_shared_from_this<FileWatcher> {
     if (on_change_) on_change_(std::move(r));
   }
 
-  asio::io_context& io_;
+  asio::any_io_executor io_;
   std::string path_, dir_, base_;
   asio::posix::stream_descriptor inotify_;
   asio::steady_timer timer_;
@@ -196,7 +196,7 @@ class FileWatcher : public std::enable_shared_from_this<FileWatcher> {
 
 class FileProbe final : public Probe {
  public:
-  FileProbe(asio::io_context& io, const config::CheckSpec& spec)
+  FileProbe(const boost::asio::any_io_executor& io, const config::CheckSpec& spec)
       : w_(std::make_shared<FileWatcher>(io, spec.path)) {}
   ~FileProbe() override { w_->cancel(); }
   void run(ResultFn done) override { w_->run(std::move(done)); }
@@ -210,7 +210,8 @@ class FileProbe final : public Probe {
 
 }  // namespace
 
-std::unique_ptr<Probe> make_file_probe(boost::asio::io_context& io, const config::CheckSpec& spec) {
+std::unique_ptr<Probe> make_file_probe(const boost::asio::any_io_executor& io,
+                                       const config::CheckSpec& spec) {
   return std::make_unique<FileProbe>(io, spec);
 }
 

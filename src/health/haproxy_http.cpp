@@ -42,7 +42,7 @@ using detail::ms_text;
 
 class HttpImpl : public std::enable_shared_from_this<HttpImpl> {
  public:
-  HttpImpl(asio::io_context& io, const config::CheckSpec& spec)
+  HttpImpl(const boost::asio::any_io_executor& io, const config::CheckSpec& spec)
       : io_(io), spec_(spec), timeout_(effective_timeout(spec)), timer_(io) {}
 
   ~HttpImpl() { shutdown(); }
@@ -107,7 +107,7 @@ class HttpImpl : public std::enable_shared_from_this<HttpImpl> {
 
  private:
   struct Watch {
-    explicit Watch(asio::io_context& io, int fd) : sd(io, fd) {}
+    explicit Watch(const boost::asio::any_io_executor& io, int fd) : sd(io, fd) {}
     asio::posix::stream_descriptor sd;
     int what = 0;  // CURL_POLL_*
     bool reading = false, writing = false;
@@ -252,7 +252,7 @@ class HttpImpl : public std::enable_shared_from_this<HttpImpl> {
     if (done) done(std::move(r));
   }
 
-  asio::io_context& io_;
+  asio::any_io_executor io_;
   config::CheckSpec spec_;
   core::Duration timeout_;
   asio::steady_timer timer_;
@@ -268,7 +268,7 @@ class HttpImpl : public std::enable_shared_from_this<HttpImpl> {
 
 class HaproxyHttpProbe final : public Probe {
  public:
-  HaproxyHttpProbe(asio::io_context& io, const config::CheckSpec& spec)
+  HaproxyHttpProbe(const boost::asio::any_io_executor& io, const config::CheckSpec& spec)
       : impl_(std::make_shared<HttpImpl>(io, spec)) {
     impl_->init();
   }
@@ -283,7 +283,7 @@ class HaproxyHttpProbe final : public Probe {
 
 }  // namespace
 
-std::unique_ptr<Probe> make_haproxy_http_probe(boost::asio::io_context& io,
+std::unique_ptr<Probe> make_haproxy_http_probe(const boost::asio::any_io_executor& io,
                                                const config::CheckSpec& spec) {
   return std::make_unique<HaproxyHttpProbe>(io, spec);
 }

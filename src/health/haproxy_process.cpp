@@ -109,7 +109,7 @@ char proc_state(pid_t pid) {
 
 class ProcessWatcher : public std::enable_shared_from_this<ProcessWatcher> {
  public:
-  ProcessWatcher(asio::io_context& io, std::string pidfile)
+  ProcessWatcher(const boost::asio::any_io_executor& io, std::string pidfile)
       : io_(io), pidfile_(std::move(pidfile)), pidfd_(io), inotify_(io), timer_(io) {
     std::tie(dir_, base_) = detail::split_path(pidfile_);
   }
@@ -321,7 +321,7 @@ class ProcessWatcher : public std::enable_shared_from_this<ProcessWatcher> {
     if (on_change_) on_change_(current());
   }
 
-  asio::io_context& io_;
+  asio::any_io_executor io_;
   std::string pidfile_, dir_, base_;
   asio::posix::stream_descriptor pidfd_;
   asio::posix::stream_descriptor inotify_;
@@ -339,7 +339,7 @@ class ProcessWatcher : public std::enable_shared_from_this<ProcessWatcher> {
 
 class HaproxyProcessProbe final : public Probe {
  public:
-  HaproxyProcessProbe(asio::io_context& io, const config::CheckSpec& spec)
+  HaproxyProcessProbe(const boost::asio::any_io_executor& io, const config::CheckSpec& spec)
       : w_(std::make_shared<ProcessWatcher>(io, spec.pidfile)) {}
   ~HaproxyProcessProbe() override { w_->cancel(); }
   void run(ResultFn done) override { w_->run(std::move(done)); }
@@ -353,7 +353,7 @@ class HaproxyProcessProbe final : public Probe {
 
 }  // namespace
 
-std::unique_ptr<Probe> make_haproxy_process_probe(boost::asio::io_context& io,
+std::unique_ptr<Probe> make_haproxy_process_probe(const boost::asio::any_io_executor& io,
                                                   const config::CheckSpec& spec) {
   return std::make_unique<HaproxyProcessProbe>(io, spec);
 }

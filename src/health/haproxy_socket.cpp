@@ -120,7 +120,7 @@ std::optional<BackendCount> count_servers(std::string_view text, std::string_vie
 
 class SocketImpl : public std::enable_shared_from_this<SocketImpl> {
  public:
-  SocketImpl(asio::io_context& io, const config::CheckSpec& spec)
+  SocketImpl(const boost::asio::any_io_executor& io, const config::CheckSpec& spec)
       : io_(io), spec_(spec), timeout_(detail::effective_timeout(spec)), deadline_(io) {}
 
   void run(ResultFn done) {
@@ -269,7 +269,7 @@ class SocketImpl : public std::enable_shared_from_this<SocketImpl> {
     if (done) done(std::move(r));
   }
 
-  asio::io_context& io_;
+  asio::any_io_executor io_;
   config::CheckSpec spec_;
   core::Duration timeout_;
   asio::steady_timer deadline_;
@@ -284,7 +284,7 @@ class SocketImpl : public std::enable_shared_from_this<SocketImpl> {
 
 class HaproxySocketProbe final : public Probe {
  public:
-  HaproxySocketProbe(asio::io_context& io, const config::CheckSpec& spec)
+  HaproxySocketProbe(const boost::asio::any_io_executor& io, const config::CheckSpec& spec)
       : impl_(std::make_shared<SocketImpl>(io, spec)) {}
   ~HaproxySocketProbe() override { impl_->cancel(); }
 
@@ -297,7 +297,7 @@ class HaproxySocketProbe final : public Probe {
 
 }  // namespace
 
-std::unique_ptr<Probe> make_haproxy_socket_probe(boost::asio::io_context& io,
+std::unique_ptr<Probe> make_haproxy_socket_probe(const boost::asio::any_io_executor& io,
                                                  const config::CheckSpec& spec) {
   return std::make_unique<HaproxySocketProbe>(io, spec);
 }

@@ -76,7 +76,7 @@ struct LinkState {
 
 class LinkWatcher : public std::enable_shared_from_this<LinkWatcher> {
  public:
-  LinkWatcher(asio::io_context& io, std::string ifname)
+  LinkWatcher(const boost::asio::any_io_executor& io, std::string ifname)
       : io_(io), ifname_(std::move(ifname)), sock_(io), timer_(io) {}
 
   void watch(ResultFn on_change) {
@@ -347,7 +347,7 @@ class LinkWatcher : public std::enable_shared_from_this<LinkWatcher> {
     if (on_change_) on_change_(std::move(r));
   }
 
-  asio::io_context& io_;
+  asio::any_io_executor io_;
   std::string ifname_;
   asio::posix::stream_descriptor sock_;
   asio::steady_timer timer_;
@@ -368,7 +368,7 @@ class LinkWatcher : public std::enable_shared_from_this<LinkWatcher> {
 
 class InterfaceProbe final : public Probe {
  public:
-  InterfaceProbe(asio::io_context& io, const config::CheckSpec& spec)
+  InterfaceProbe(const boost::asio::any_io_executor& io, const config::CheckSpec& spec)
       : w_(std::make_shared<LinkWatcher>(io, spec.interface)) {}
   ~InterfaceProbe() override { w_->cancel(); }
   void run(ResultFn done) override { w_->run(std::move(done)); }
@@ -382,7 +382,7 @@ class InterfaceProbe final : public Probe {
 
 }  // namespace
 
-std::unique_ptr<Probe> make_interface_probe(boost::asio::io_context& io,
+std::unique_ptr<Probe> make_interface_probe(const boost::asio::any_io_executor& io,
                                             const config::CheckSpec& spec) {
   return std::make_unique<InterfaceProbe>(io, spec);
 }

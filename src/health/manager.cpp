@@ -15,6 +15,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "guarded_executor.hpp"
+
 namespace beacon::health {
 namespace {
 
@@ -24,6 +26,10 @@ using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
 constexpr core::Duration kStuckGrace{200'000};  // beyond 2 * timeout
+// Rebuilding a probe that raised: first after 1 s, doubling while it keeps
+// raising, so a probe that throws on every run costs a log line per 30 s.
+constexpr core::Duration kFaultBackoffMin = core::kOneSecond;
+constexpr core::Duration kFaultBackoffMax = 30 * core::kOneSecond;
 
 long long to_ms(core::Duration d) {
   return duration_cast<milliseconds>(d).count();
@@ -43,21 +49,31 @@ bool same_signal(const GroupDecision& a, const GroupDecision& b) {
 struct HealthManager::Impl {
   struct CheckRt {
     config::CheckSpec spec;
+    // Every handler of this check (its probe's and its own timer's) runs
+    // through `ex`; what escapes one becomes a fault of this check.
+    asio::any_io_executor ex;
     std::unique_ptr<Probe> probe;
     CheckPolicy policy;
     asio::steady_timer timer;
+    asio::steady_timer restart_timer;  // plain executor: rebuilds a faulted probe
     core::Duration interval, fast_interval, timeout;
     std::vector<std::size_t> groups;  // indices into groups_
     bool running = false;
     Clock::time_point started{};
     std::uint64_t arm_seq = 0;  // ignores a tick that was already queued when re-armed
     std::uint64_t results = 0;
+    std::uint64_t generation = 0;  // bumped when a probe is retired; stale callbacks check it
+    std::uint64_t faults = 0;
+    std::uint32_t consecutive_faults = 0;
+    bool event_driven = false;  // of the probe (kept while a faulted probe is retired)
 
-    CheckRt(asio::io_context& io, const config::CheckSpec& s)
+    CheckRt(asio::io_context& io, asio::any_io_executor guarded, const config::CheckSpec& s)
         : spec(s),
+          ex(std::move(guarded)),
           policy(effective_count(s.rise, s.event_driven()),
                  effective_count(s.fall, s.event_driven())),
-          timer(io),
+          timer(ex),
+          restart_timer(io),
           interval(s.interval > core::Duration{0} ? s.interval : core::kOneSecond),
           fast_interval(s.fast_interval > core::Duration{0} ? s.fast_interval : interval),
           timeout(s.timeout > core::Duration{0} ? s.timeout
@@ -75,6 +91,7 @@ struct HealthManager::Impl {
   };
 
   asio::io_context& io_;
+  ProbeFactory factory_;
   Sink sink_;
   std::shared_ptr<spdlog::logger> log_;
   core::Duration heartbeat_interval_;
@@ -86,8 +103,9 @@ struct HealthManager::Impl {
   bool started_ = false, stopped_ = false;
 
   Impl(asio::io_context& io, const config::Config& cfg, Sink sink,
-       std::shared_ptr<spdlog::logger> log, const ProbeFactory& factory)
+       std::shared_ptr<spdlog::logger> log, ProbeFactory factory)
       : io_(io),
+        factory_(std::move(factory)),
         sink_(std::move(sink)),
         log_(std::move(log)),
         heartbeat_interval_(cfg.health.heartbeat_interval > core::Duration{0}
@@ -121,9 +139,16 @@ struct HealthManager::Impl {
         if (log_) log_->warn("check {}: not used by any group; not run", cfg.checks[i].name);
         continue;
       }
-      auto rt = std::make_unique<CheckRt>(io, cfg.checks[i]);
-      rt->probe = factory(cfg.checks[i]);
-      remap[i] = static_cast<std::ptrdiff_t>(checks_.size());
+      const std::size_t index = checks_.size();
+      auto guarded = detail::make_guarded_executor(
+          io, [this, index, w = std::weak_ptr<int>(alive_)](const std::string& what) {
+            if (w.expired()) return;
+            report_fault(index, what);
+          });
+      auto rt = std::make_unique<CheckRt>(io, asio::any_io_executor(guarded), cfg.checks[i]);
+      rt->probe = factory_(cfg.checks[i], rt->ex);
+      rt->event_driven = rt->probe->event_driven();
+      remap[i] = static_cast<std::ptrdiff_t>(index);
       checks_.push_back(std::move(rt));
     }
     for (std::size_t g = 0; g < groups_.size(); ++g) {
@@ -146,17 +171,96 @@ struct HealthManager::Impl {
     for (std::size_t g = 0; g < groups_.size(); ++g) recompute(g);
     heartbeat_due_ = Clock::now();
     heartbeat();
-    for (std::size_t i = 0; i < checks_.size() && !stopped_; ++i) {
-      CheckRt& c = *checks_[i];
-      if (c.probe->event_driven()) {
-        c.probe->watch([this, i, w = std::weak_ptr<int>(alive_)](Result r) {
-          if (w.expired() || stopped_) return;
+    for (std::size_t i = 0; i < checks_.size() && !stopped_; ++i) start_check(i);
+  }
+
+  void start_check(std::size_t i) {
+    CheckRt& c = *checks_[i];
+    if (c.event_driven) {
+      try {
+        c.probe->watch([this, i, gen = c.generation, w = std::weak_ptr<int>(alive_)](Result r) {
+          if (w.expired() || stopped_ || checks_[i]->generation != gen) return;
           feed(i, std::move(r));
         });
-      } else {
-        start_run(i);
+      } catch (const std::exception& e) {
+        report_fault(i, e.what());
+      } catch (...) {
+        report_fault(i, "unknown exception");
+      }
+    } else {
+      start_run(i);
+    }
+  }
+
+  // ---- faults: a probe raised; fail the check, retire the probe, rebuild it ----
+  // Called from inside the failed handler's frame (or a catch around a probe
+  // call): only records and posts, so the probe is never destroyed under its
+  // own feet.
+  void report_fault(std::size_t i, const std::string& what) {
+    if (stopped_) return;
+    asio::post(io_, [this, i, gen = checks_[i]->generation, what, w = std::weak_ptr<int>(alive_)] {
+      if (w.expired() || stopped_) return;
+      fault(i, gen, what);
+    });
+  }
+
+  void fault(std::size_t i, std::uint64_t gen, const std::string& what) {
+    CheckRt& c = *checks_[i];
+    if (c.generation != gen) return;  // that probe is already retired
+    ++c.generation;                   // its late callbacks are ignored from now on
+    ++c.faults;
+    ++c.arm_seq;
+    c.running = false;
+    c.timer.cancel();
+    std::unique_ptr<Probe> retired = std::move(c.probe);
+    if (retired) {
+      try {
+        retired->cancel();
+      } catch (...) {  // a probe that cannot even cancel is dropped all the same
       }
     }
+    const core::Duration backoff = std::min(
+        kFaultBackoffMax, core::Duration(kFaultBackoffMin.count()
+                                         << std::min<std::uint32_t>(c.consecutive_faults, 5)));
+    ++c.consecutive_faults;
+    if (log_) {
+      log_->error("check {}: probe raised an exception: {}; check fails, probe rebuilt in {}ms",
+                  c.spec.name, what, to_ms(backoff));
+    }
+    Result r;
+    r.status = Status::Fail;
+    r.reason = "probe error: " + what;
+    ++c.results;
+    const Status before = c.policy.state();
+    if (c.policy.force(r) && log_) {
+      log_->info("check {}: {} -> fail ({})", c.spec.name, status_name(before), r.reason);
+    }
+    for (std::size_t g : c.groups) {
+      if (stopped_) return;
+      recompute(g);
+    }
+    try {
+      retired.reset();
+    } catch (...) {
+    }
+    c.restart_timer.expires_after(backoff);
+    c.restart_timer.async_wait(
+        [this, i, w = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
+          if (ec || w.expired() || stopped_) return;
+          rebuild(i);
+        });
+  }
+
+  void rebuild(std::size_t i) {
+    CheckRt& c = *checks_[i];
+    try {
+      c.probe = factory_(c.spec, c.ex);
+    } catch (const std::exception& e) {
+      report_fault(i, std::string("rebuilding the probe: ") + e.what());
+      return;
+    }
+    if (log_) log_->info("check {}: probe rebuilt after a fault", c.spec.name);
+    start_check(i);
   }
 
   void stop() {
@@ -165,6 +269,7 @@ struct HealthManager::Impl {
     heartbeat_timer_.cancel();
     for (auto& c : checks_) {
       c->timer.cancel();
+      c->restart_timer.cancel();
       if (c->probe) c->probe->cancel();
     }
   }
@@ -172,7 +277,11 @@ struct HealthManager::Impl {
   // ---- heartbeat: periodic from the previous deadline, never bursting ----
   void heartbeat() {
     if (stopped_) return;
-    if (sink_.heartbeat) sink_.heartbeat();
+    try {
+      if (sink_.heartbeat) sink_.heartbeat();
+    } catch (const std::exception& e) {
+      if (log_) log_->error("health heartbeat failed: {}", e.what());
+    }
     heartbeat_due_ += heartbeat_interval_;
     const auto now = Clock::now();
     if (heartbeat_due_ < now) heartbeat_due_ = now + heartbeat_interval_;  // after a stall
@@ -225,22 +334,33 @@ struct HealthManager::Impl {
     // Backstop tick first: a probe may complete synchronously inside run(),
     // and its completion re-arms the timer.
     arm(i, c.started + c.next_delay());
-    c.probe->run([this, i, w = std::weak_ptr<int>(alive_)](Result r) {
-      if (w.expired() || stopped_) return;
-      CheckRt& cr = *checks_[i];
-      if (!cr.running) return;  // contract breach: done called twice
-      cr.running = false;
-      feed(i, std::move(r));
-      if (stopped_) return;
-      // Next run `delay` after this one started; at once if already late.
-      arm(i, std::max(cr.started + cr.next_delay(), Clock::now()));
-    });
+    try {
+      c.probe->run([this, i, gen = c.generation, w = std::weak_ptr<int>(alive_)](Result r) {
+        if (w.expired() || stopped_ || checks_[i]->generation != gen) return;
+        on_run_done(i, std::move(r));
+      });
+    } catch (const std::exception& e) {
+      report_fault(i, e.what());
+    } catch (...) {
+      report_fault(i, "unknown exception");
+    }
+  }
+
+  void on_run_done(std::size_t i, Result r) {
+    CheckRt& cr = *checks_[i];
+    if (!cr.running) return;  // contract breach: done called twice
+    cr.running = false;
+    feed(i, std::move(r));
+    if (stopped_) return;
+    // Next run `delay` after this one started; at once if already late.
+    arm(i, std::max(cr.started + cr.next_delay(), Clock::now()));
   }
 
   // ---- results and verdicts ----
   void feed(std::size_t i, Result r) {
     CheckRt& c = *checks_[i];
     ++c.results;
+    c.consecutive_faults = 0;
     const Status before = c.policy.state();
     const bool was_known = c.policy.known();
     if (c.policy.feed(r) && log_) {
@@ -299,10 +419,11 @@ struct HealthManager::Impl {
       s.last_reason = c->policy.last().reason;
       s.last_latency = c->policy.last().latency;
       s.current_connections = c->policy.last().current_connections;
-      s.event_driven = c->probe->event_driven();
+      s.event_driven = c->event_driven;
       s.rise = c->policy.rise();
       s.fall = c->policy.fall();
       s.results = c->results;
+      s.faults = c->faults;
       out.push_back(std::move(s));
     }
     return out;
@@ -319,11 +440,14 @@ struct HealthManager::Impl {
 HealthManager::HealthManager(asio::io_context& ops, const config::Config& cfg, Sink sink,
                              std::shared_ptr<spdlog::logger> log)
     : HealthManager(ops, cfg, std::move(sink), std::move(log),
-                    [&ops](const config::CheckSpec& spec) { return make_probe(ops, spec); }) {}
+                    [](const config::CheckSpec& spec, const asio::any_io_executor& ex) {
+                      return make_probe(ex, spec);
+                    }) {}
 
 HealthManager::HealthManager(asio::io_context& ops, const config::Config& cfg, Sink sink,
                              std::shared_ptr<spdlog::logger> log, ProbeFactory factory)
-    : impl_(std::make_unique<Impl>(ops, cfg, std::move(sink), std::move(log), factory)) {}
+    : impl_(std::make_unique<Impl>(ops, cfg, std::move(sink), std::move(log), std::move(factory))) {
+}
 
 HealthManager::~HealthManager() = default;
 

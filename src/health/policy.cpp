@@ -61,6 +61,16 @@ bool CheckPolicy::feed(const Result& r) {
   return true;
 }
 
+bool CheckPolicy::force(const Result& r) {
+  const bool changed = !known_ || state_ != r.status;
+  last_ = r;
+  known_ = true;
+  state_ = r.status;
+  reason_ = r.reason;
+  streak_ = 0;
+  return changed;
+}
+
 bool CheckPolicy::known() const {
   return known_;
 }

@@ -16,7 +16,8 @@ std::string_view status_name(Status s) {
   return "fail";
 }
 
-std::unique_ptr<Probe> make_probe(boost::asio::io_context& io, const config::CheckSpec& spec) {
+std::unique_ptr<Probe> make_probe(const boost::asio::any_io_executor& io,
+                                  const config::CheckSpec& spec) {
   if (spec.type == "haproxy-http") return make_haproxy_http_probe(io, spec);
   if (spec.type == "haproxy-socket") return make_haproxy_socket_probe(io, spec);
   if (spec.type == "exec") return make_exec_probe(io, spec);

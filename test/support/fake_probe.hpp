@@ -43,6 +43,11 @@ struct FakeProbeState {
   std::chrono::milliseconds delay{0};  // completion delay (0: posted at once)
   // Event-driven: reported from watch() (posted) when set.
   std::optional<health::Result> initial;
+  // Faults: non-empty -> run()/watch() throw std::runtime_error(text) at once;
+  // throw_in_handler: the posted completion throws instead of answering (an
+  // exception escaping an asynchronous handler of the probe).
+  std::string throw_in_run;
+  std::string throw_in_handler;
 
   // Observations.
   int runs = 0;
@@ -67,8 +72,8 @@ struct FakeProbeState {
 
 class FakeProbe final : public health::Probe {
  public:
-  FakeProbe(boost::asio::io_context& io, std::shared_ptr<FakeProbeState> st)
-      : io_(io), st_(std::move(st)), alive_(std::make_shared<int>(0)) {}
+  FakeProbe(boost::asio::any_io_executor ex, std::shared_ptr<FakeProbeState> st)
+      : io_(std::move(ex)), st_(std::move(st)), alive_(std::make_shared<int>(0)) {}
   ~FakeProbe() override { alive_.reset(); }
 
   void run(health::ResultFn done) override {
@@ -76,6 +81,18 @@ class FakeProbe final : public health::Probe {
     st_->run_starts.push_back(std::chrono::steady_clock::now());
     ++st_->in_flight;
     st_->max_in_flight = std::max(st_->max_in_flight, st_->in_flight);
+    if (!st_->throw_in_run.empty()) {
+      --st_->in_flight;
+      throw std::runtime_error(st_->throw_in_run);
+    }
+    if (!st_->throw_in_handler.empty()) {
+      boost::asio::post(io_, [st = st_, w = std::weak_ptr<int>(alive_)] {
+        if (w.expired() || st->cancelled) return;
+        --st->in_flight;
+        throw std::runtime_error(st->throw_in_handler);
+      });
+      return;
+    }
     if (st_->hang) {
       st_->hung.push_back(std::move(done));
       return;
@@ -104,6 +121,7 @@ class FakeProbe final : public health::Probe {
 
   void watch(health::ResultFn on_change) override {
     ++st_->watches;
+    if (!st_->throw_in_run.empty()) throw std::runtime_error(st_->throw_in_run);
     st_->watcher = std::move(on_change);
     if (st_->initial) {
       boost::asio::post(io_, [st = st_, w = std::weak_ptr<int>(alive_), r = *st_->initial] {
@@ -118,7 +136,7 @@ class FakeProbe final : public health::Probe {
   }
 
  private:
-  boost::asio::io_context& io_;
+  boost::asio::any_io_executor io_;  // the check's guarded executor
   std::shared_ptr<FakeProbeState> st_;
   std::shared_ptr<int> alive_;
 };
@@ -135,11 +153,14 @@ class FakeProbes {
     return st;
   }
   health::ProbeFactory factory() {
-    return [this](const config::CheckSpec& spec) -> std::unique_ptr<health::Probe> {
+    return [this](const config::CheckSpec& spec,
+                  const boost::asio::any_io_executor& ex) -> std::unique_ptr<health::Probe> {
       auto st = (*this)[spec.name];
       if (spec.event_driven()) st->event_driven = true;
       ++created_;
-      return std::make_unique<FakeProbe>(io_, st);
+      st->cancelled = false;  // a rebuilt probe starts afresh
+      st->in_flight = 0;
+      return std::make_unique<FakeProbe>(ex, st);
     };
   }
   int created() const { return created_; }

@@ -72,6 +72,8 @@ class Dispatcher {
   nlohmann::json handle_json(std::string_view line);
 
  private:
+  nlohmann::json handle_request(std::string_view line);
+
   std::map<std::string, Command, std::less<>> commands_;
 };
 

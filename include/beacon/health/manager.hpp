@@ -16,10 +16,18 @@
 // 200 ms after it started is a probe bug; each tick it stays stuck feeds a
 // Fail ("probe did not complete ...") so a check that cannot run counts as
 // failing, never as passing. Event-driven checks are watched once at start.
+//
+// Faults: an exception from a probe (thrown by run()/watch() or escaping any
+// handler on the check's executor, the check's own timer included) makes that
+// check Fail at once with reason "probe error: <what>", bypassing fall; the
+// probe is destroyed and rebuilt by the factory after a back-off (1 s,
+// doubling to 30 s while it keeps faulting, reset by the next result). Other
+// checks, the groups they feed and the loop are not affected.
 #pragma once
 
 #include <spdlog/logger.h>
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <cstdint>
 #include <functional>
@@ -54,6 +62,7 @@ struct CheckStatus {
   bool event_driven = false;
   std::uint32_t rise = 0, fall = 0;  // effective counts (type defaults applied)
   std::uint64_t results = 0;         // results fed so far
+  std::uint64_t faults = 0;          // exceptions raised by the probe (each rebuilt it)
 };
 
 struct GroupStatus {
@@ -62,9 +71,13 @@ struct GroupStatus {
   std::vector<std::string> checks;
 };
 
-// Builds the probe of one check. The default is make_probe(ops, spec); tests
+// Builds the probe of one check on `ex`, the check's own guarded executor over
+// the ops loop: an exception escaping any handler run through it is a fault of
+// that check (marked failing with the exception's text, probe rebuilt after a
+// back-off), never of the loop. The default is make_probe(ex, spec); tests
 // inject fakes. Must not return null.
-using ProbeFactory = std::function<std::unique_ptr<Probe>(const config::CheckSpec&)>;
+using ProbeFactory = std::function<std::unique_ptr<Probe>(const config::CheckSpec&,
+                                                          const boost::asio::any_io_executor& ex)>;
 
 class HealthManager {
  public:

@@ -29,6 +29,10 @@ class CheckPolicy {
   // Feeds one result; returns true if the stable state changed (the first
   // result always counts as a change).
   bool feed(const Result& r);
+  // Sets the stable state to r.status at once, bypassing rise/fall (a probe
+  // that raised an exception has no result to count: it must not keep
+  // passing). Returns true if the stable state changed.
+  bool force(const Result& r);
 
   bool known() const;          // at least one result seen
   Status state() const;        // stable state (Fail until known)

@@ -5,6 +5,7 @@
 // asynchronous waits; exec uses fork/exec + pidfd.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <cstdint>
 #include <functional>
@@ -52,9 +53,16 @@ class Probe {
   virtual void cancel() {}
 };
 
-// Creates the probe for spec.type on `io`. Never throws for runtime problems
-// (those become Fail results); throws std::invalid_argument only for a type
-// the config loader should have rejected.
-std::unique_ptr<Probe> make_probe(boost::asio::io_context& io, const config::CheckSpec& spec);
+// Creates the probe for spec.type; every timer, socket and descriptor of the
+// probe lives on `ex`, so every handler it runs goes through that executor
+// (the health manager hands each check a guarded one). Never throws for
+// runtime problems (those become Fail results); throws std::invalid_argument
+// only for a type the config loader should have rejected.
+std::unique_ptr<Probe> make_probe(const boost::asio::any_io_executor& ex,
+                                  const config::CheckSpec& spec);
+inline std::unique_ptr<Probe> make_probe(boost::asio::io_context& io,
+                                         const config::CheckSpec& spec) {
+  return make_probe(io.get_executor(), spec);
+}
 
 }  // namespace beacon::health

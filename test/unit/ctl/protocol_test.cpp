@@ -311,6 +311,88 @@ TEST_F(ProtocolTest, RandomInputAlwaysGetsAWellFormedResponse) {
   }
 }
 
+// Hostile seeds, each sent as is and then mutated: numbers that overflow a
+// double (the parser reports those as out_of_range, not parse_error), deep
+// nesting, invalid UTF-8 and lone surrogates, in every position of a request.
+// Each must get one well-formed error or ok line, never an exception.
+TEST_F(ProtocolTest, HostileSeedsAndTheirMutationsGetAWellFormedResponse) {
+  const std::string deep_array = std::string(20000, '[') + std::string(20000, ']');
+  const std::string deep_object = [] {
+    std::string out;
+    for (int i = 0; i < 5000; ++i) out += R"({"a":)";
+    out += "1";
+    out += std::string(5000, '}');
+    return out;
+  }();
+  const std::vector<std::string> seeds = {
+      R"({"cmd":"groups","n":-1e400})",
+      R"({"cmd":"groups","n":1e999999})",
+      R"({"cmd":"sessions","id":1e400})",
+      R"({"cmd":1e400})",
+      R"({"cmd":"session-set-state","state":"down","diag":1e400,"all":true})",
+      R"({"cmd":"session-set-state","state":"down","diag":-1e400,"all":true})",
+      R"({"cmd":"session-set-state","state":"down","diag":18446744073709551616,"all":true})",
+      R"({"cmd":"session-set-state","state":"down","diag":-9223372036854775809,"all":true})",
+      R"({"cmd":"session-set-state","state":"down","diag":5e-400,"all":true})",
+      R"([1e400])",
+      R"(1e400)",
+      R"({"cmd":"sessions","x":[1,2,[3,[4e999]]]})",
+      R"({"cmd":"groups","n":1E+400})",
+      R"({"cmd":"groups","n":0.1e400})",
+      "{\"cmd\":\"groups\",\"n\":\"\xff\xfe\"}",
+      "{\"cmd\":\"\xc3\x28\"}",
+      "{\"cmd\":\"sessions\",\"id\":\"\xed\xa0\x80\"}",
+      R"({"cmd":"sessions","id":"\ud800"})",
+      R"({"cmd":"sessions","id":"\udc00\ud800"})",
+      R"({"cmd":"\u0000"})",
+      R"({"cmd":"sessions","id":"\uZZZZ"})",
+      deep_array,
+      deep_object,
+      R"({"cmd":"sessions","n":)" + deep_array + "}",
+      R"({"cmd":"groups","n":1e400,"id":"after"})",
+  };
+  auto check = [&](const std::string& line) {
+    std::string out;
+    ASSERT_NO_THROW(out = dispatcher_.handle(line)) << line.substr(0, 80);
+    json r;
+    ASSERT_NO_THROW(r = json::parse(out)) << out;
+    ASSERT_TRUE(r.is_object());
+    ASSERT_TRUE(r.at("ok").is_boolean());
+    if (!r["ok"].get<bool>()) {
+      EXPECT_TRUE(r.at("error").is_string());
+    }
+  };
+  for (const auto& seed : seeds) check(seed);
+  // The exact requests of the field report are refused as invalid JSON.
+  for (const char* line : {R"({"cmd":"groups","n":-1e400})", R"({"cmd":"groups","n":1e999999})"}) {
+    json r = json::parse(dispatcher_.handle(line));
+    EXPECT_EQ(r.at("ok"), false);
+    EXPECT_NE(r.at("error").get<std::string>().find("invalid JSON"), std::string::npos) << r.dump();
+  }
+  std::mt19937 rng(777);
+  const std::string alphabet = "0123456789eE+-.[]{}\":,\\u \xff\xed\x80";
+  for (int i = 0; i < 4000; ++i) {
+    std::string line = seeds[rng() % seeds.size()];
+    if (line.size() > 4096) line.resize(rng() % 4096);  // keep deep seeds cheap to mutate
+    const int edits = 1 + static_cast<int>(rng() % 4);
+    for (int m = 0; m < edits && !line.empty(); ++m) {
+      const std::size_t at = rng() % line.size();
+      switch (rng() % 3) {
+        case 0:
+          line[at] = alphabet[rng() % alphabet.size()];
+          break;
+        case 1:
+          line.insert(at, 1, alphabet[rng() % alphabet.size()]);
+          break;
+        default:
+          line.erase(at, 1);
+          break;
+      }
+    }
+    check(line);
+  }
+}
+
 TEST(DumpJson, InvalidUtf8IsReplacedNotThrown) {
   json j = std::string("\xff\xfe");
   EXPECT_NO_THROW(dump_json(j));

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -380,6 +381,115 @@ TEST(HealthManager, StatusForControlSocket) {
   EXPECT_EQ(gs[0].decision.verdict, Verdict::Unhealthy);
   EXPECT_EQ(gs[0].decision.reason, "check uplink: eth1: no carrier");
   EXPECT_EQ(gs[0].checks, (std::vector<std::string>{"haproxy", "uplink"}));
+}
+
+// ---- faults: a probe that raises fails its own check and nothing else ----
+
+const CheckStatus& status_of(const std::vector<CheckStatus>& cs, const std::string& name) {
+  for (const auto& c : cs) {
+    if (c.name == name) return c;
+  }
+  throw std::logic_error("no check " + name);
+}
+
+struct FaultCase {
+  const char* name;
+  bool in_handler;  // false: run() throws; true: its posted completion throws
+};
+
+class ProbeFaults : public ::testing::TestWithParam<FaultCase> {};
+
+TEST_P(ProbeFaults, FailTheirCheckAtOnceAndLeaveTheRestRunning) {
+  Harness h;
+  h.cfg.health.heartbeat_interval = 20ms;
+  // fall 5: the fault must not wait for five bad runs.
+  h.cfg.checks = {polled("flaky", 20ms, 1, 5), polled("steady", 20ms)};
+  h.cfg.groups = {group("g-flaky", {"flaky"}), group("g-steady", {"steady"})};
+  h.start();
+  ASSERT_TRUE(h.run_until([&] {
+    return h.last_verdict("g-flaky") == Verdict::Healthy &&
+           h.last_verdict("g-steady") == Verdict::Healthy;
+  }));
+
+  auto flaky = h.probes["flaky"];
+  (GetParam().in_handler ? flaky->throw_in_handler : flaky->throw_in_run) = "socket exploded";
+  ASSERT_TRUE(h.run_until([&] { return h.last_verdict("g-flaky") == Verdict::Unhealthy; }))
+      << "the failing probe never turned its check Fail";
+  auto cs = h.mgr->checks();
+  EXPECT_EQ(status_of(cs, "flaky").state, F);
+  EXPECT_EQ(status_of(cs, "flaky").reason, "probe error: socket exploded");
+  EXPECT_EQ(status_of(cs, "flaky").faults, 1u);
+  EXPECT_EQ(h.of("g-flaky").back().d.reason, "check flaky: probe error: socket exploded");
+  EXPECT_EQ(h.of("g-flaky").back().d.hold, core::Hold::Down);
+
+  // The other check keeps running and its group keeps its verdict; the
+  // heartbeat keeps flowing (the loop never stopped).
+  const int steady_runs = h.probes["steady"]->runs;
+  const std::size_t beats = h.heartbeats.size();
+  h.run_for(300ms);
+  EXPECT_GE(h.probes["steady"]->runs, steady_runs + 5);
+  EXPECT_GE(h.heartbeats.size(), beats + 5);
+  EXPECT_EQ(h.last_verdict("g-steady"), Verdict::Healthy);
+  EXPECT_EQ(h.of("g-steady").size(), 2u);  // start (unknown) + healthy, nothing since
+  // While the probe is retired it is not run (it would only raise again).
+  EXPECT_EQ(h.probes.created(), 2);
+
+  // Fixed: the probe is rebuilt after the back-off (1 s, never earlier) and
+  // its check recovers through the normal path.
+  flaky->throw_in_run.clear();
+  flaky->throw_in_handler.clear();
+  const auto fixed = SteadyClock::now();
+  ASSERT_TRUE(h.run_until([&] { return h.last_verdict("g-flaky") == Verdict::Healthy; }, 5s));
+  EXPECT_GE(SteadyClock::now() - fixed, 600ms);  // 1 s after the fault, which was >=300 ms ago
+  EXPECT_EQ(h.probes.created(), 3);
+  cs = h.mgr->checks();
+  EXPECT_EQ(status_of(cs, "flaky").state, P);
+  EXPECT_EQ(status_of(cs, "flaky").faults, 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Where, ProbeFaults,
+                         ::testing::Values(FaultCase{"ThrownByRun", false},
+                                           FaultCase{"ThrownByItsHandler", true}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(HealthManager, EventProbeWhoseWatchThrowsFailsOnlyItsCheck) {
+  Harness h;
+  h.cfg.health.heartbeat_interval = 20ms;
+  h.cfg.checks = {event("maint"), event("uplink", "interface")};
+  h.cfg.groups = {group("web", {"maint"}), group("db", {"uplink"})};
+  h.probes["maint"]->throw_in_run = "inotify_init1: too many instances";
+  h.probes["uplink"]->initial = beacon::test::make_result(P, "eth0 up");
+  h.start();
+  ASSERT_TRUE(h.run_until([&] {
+    return h.last_verdict("web") == Verdict::Unhealthy && h.last_verdict("db") == Verdict::Healthy;
+  }));
+  EXPECT_EQ(status_of(h.mgr->checks(), "maint").reason,
+            "probe error: inotify_init1: too many instances");
+
+  h.probes["maint"]->throw_in_run.clear();
+  h.probes["maint"]->initial = beacon::test::make_result(P, "no maintenance file");
+  ASSERT_TRUE(h.run_until([&] { return h.last_verdict("web") == Verdict::Healthy; }, 5s));
+  EXPECT_EQ(h.probes["maint"]->watches, 2);  // rebuilt and watched again
+  // The rebuilt probe's events are fed like any other.
+  h.probes["maint"]->emit(M, "maintenance file present");
+  EXPECT_EQ(h.last_verdict("web"), Verdict::Maintenance);
+  EXPECT_EQ(h.last_verdict("db"), Verdict::Healthy);
+}
+
+TEST(HealthManager, ACheckThatKeepsRaisingBacksOffAndStaysFailing) {
+  Harness h;
+  h.cfg.checks = {polled("broken", 20ms)};
+  h.cfg.groups = {group("web", {"broken"})};
+  h.probes["broken"]->throw_in_run = "always";
+  h.start();
+  // Faults at ~0 s, ~1 s (rebuilt, raises again) and ~3 s (back-off doubled).
+  h.run_for(2500ms);
+  auto cs = h.mgr->checks();
+  EXPECT_EQ(status_of(cs, "broken").faults, 2u);
+  EXPECT_EQ(status_of(cs, "broken").state, F);
+  EXPECT_EQ(h.last_verdict("web"), Verdict::Unhealthy);
+  // One Unknown -> Unhealthy change; repeated faults do not re-apply it.
+  EXPECT_EQ(h.of("web").size(), 2u);
 }
 
 #ifdef BEACON_TEST_HOOKS
