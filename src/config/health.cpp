@@ -33,7 +33,7 @@ const std::vector<TypeKeys>& type_keys() {
   static const std::vector<TypeKeys> kTable = {
       {"haproxy-http", true, {"url", "expect_status"}},
       {"haproxy-socket", true, {"socket", "backend", "min_servers_up"}},
-      {"haproxy-process", false, {"pidfile"}},
+      {"haproxy-process", false, {"pidfile", "reload_grace", "process_name"}},
       {"interface", false, {"interface"}},
       {"file", false, {"path"}},
       {"exec", true, {"command"}},
@@ -324,6 +324,22 @@ void load_check(const toml::table& t, Config& config, Diagnostics& diag,
   } else if (c.type == "haproxy-process") {
     require("pidfile", "\"/run/haproxy.pid\"");
     if (auto p = read_path(r, "pidfile", kMaxPath)) c.pidfile = *p;
+    if (auto g = r.get_duration("reload_grace", 1ms, 10s,
+                                "omit it for the default 200ms; the grace only applies while a "
+                                "successor process hands over with -sf/-st")) {
+      c.reload_grace = *g;
+    }
+    if (auto n = r.get_string("process_name")) {
+      if (n->size() > 255 || n->find('/') != std::string::npos ||
+          n->find('\0') != std::string::npos) {
+        diag.error(pos_of(r, "process_name"),
+                   "check.process_name: \"" + *n +
+                       "\" must be a program name (no '/', at most 255 bytes), or \"\" to "
+                       "accept any process");
+      } else {
+        c.process_name = *n;
+      }
+    }
   } else if (c.type == "interface") {
     require("interface", "\"eth1\"");
     // Not resolved here: a missing interface is a failing check at run time.

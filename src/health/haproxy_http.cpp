@@ -40,10 +40,16 @@ void global_init_once() {
 using detail::effective_timeout;
 using detail::ms_text;
 
+// Retry back-off within one run: 5, 10, 20, 40 ms, then 40 ms; an attempt
+// needs at least 10 ms of the timeout left to be worth starting.
+constexpr core::Duration kRetryMin{5'000};
+constexpr core::Duration kRetryMax{40'000};
+constexpr core::Duration kRetryMinBudget{10'000};
+
 class HttpImpl : public std::enable_shared_from_this<HttpImpl> {
  public:
   HttpImpl(const boost::asio::any_io_executor& io, const config::CheckSpec& spec)
-      : io_(io), spec_(spec), timeout_(effective_timeout(spec)), timer_(io) {}
+      : io_(io), spec_(spec), timeout_(effective_timeout(spec)), timer_(io), retry_timer_(io) {}
 
   ~HttpImpl() { shutdown(); }
 
@@ -60,7 +66,6 @@ class HttpImpl : public std::enable_shared_from_this<HttpImpl> {
     curl_easy_setopt(easy_, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(easy_, CURLOPT_PROXY, "");
     curl_easy_setopt(easy_, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(easy_, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms()));
     curl_easy_setopt(easy_, CURLOPT_FRESH_CONNECT, 1L);
     curl_easy_setopt(easy_, CURLOPT_FORBID_REUSE, 1L);
     curl_easy_setopt(easy_, CURLOPT_FOLLOWLOCATION, 0L);
@@ -78,13 +83,11 @@ class HttpImpl : public std::enable_shared_from_this<HttpImpl> {
     ++generation_;
     started_ = steady_clock::now();
     done_ = std::move(done);
+    retries_ = 0;
+    retry_timer_.cancel();
     if (multi_ == nullptr || easy_ == nullptr) return post_fail("curl initialisation failed");
     if (spec_.url.empty()) return post_fail("no url configured");
-    errbuf_[0] = '\0';
-    if (CURLMcode mc = curl_multi_add_handle(multi_, easy_); mc != CURLM_OK) {
-      return post_fail(std::string("curl: ") + curl_multi_strerror(mc));
-    }
-    in_multi_ = true;
+    start_transfer(timeout_);
   }
 
   // Drops the outstanding transfer; no callback runs afterwards.
@@ -93,6 +96,7 @@ class HttpImpl : public std::enable_shared_from_this<HttpImpl> {
     done_ = nullptr;
     detach_easy();
     timer_.cancel();
+    retry_timer_.cancel();
   }
 
   void shutdown() {
@@ -114,9 +118,52 @@ class HttpImpl : public std::enable_shared_from_this<HttpImpl> {
     bool alive = true;
   };
 
-  long timeout_ms() const {
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout_).count();
+  static long to_ms(core::Duration d) {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
     return ms > 0 ? static_cast<long>(ms) : 1L;
+  }
+
+  // One attempt on a fresh connection, allowed `budget` (what is left of the
+  // run's timeout).
+  void start_transfer(core::Duration budget) {
+    errbuf_[0] = '\0';
+    curl_easy_setopt(easy_, CURLOPT_TIMEOUT_MS, to_ms(budget));
+    if (CURLMcode mc = curl_multi_add_handle(multi_, easy_); mc != CURLM_OK) {
+      return post_fail(std::string("curl: ") + curl_multi_strerror(mc));
+    }
+    in_multi_ = true;
+  }
+
+  // During a reload the listener changes hands (the new HAProxy binds with
+  // SO_REUSEPORT, the old one closes its socket and resets what sat in its
+  // accept queue): a refused or reset connection is retried on a fresh one
+  // while the timeout leaves room, and counts only if it persists. An HTTP
+  // answer, whatever its status, is never retried: HAProxy spoke.
+  static bool transient(CURLcode code) {
+    return code == CURLE_COULDNT_CONNECT || code == CURLE_RECV_ERROR || code == CURLE_SEND_ERROR ||
+           code == CURLE_GOT_NOTHING;
+  }
+
+  bool retry(Result& r) {
+    const core::Duration delay =
+        std::min(kRetryMax, core::Duration(kRetryMin.count() << std::min(retries_, 3u)));
+    const core::Duration left = timeout_ - elapsed() - delay;
+    if (left < kRetryMinBudget) {
+      if (retries_ > 0) {
+        r.reason +=
+            " (after " + std::to_string(retries_) + (retries_ == 1 ? " retry)" : " retries)");
+      }
+      return false;
+    }
+    ++retries_;
+    retry_timer_.expires_after(delay);
+    retry_timer_.async_wait(
+        [wself = weak_from_this(), gen = generation_, left](boost::system::error_code ec) {
+          auto s = wself.lock();
+          if (!s || ec || gen != s->generation_ || s->multi_ == nullptr) return;
+          s->start_transfer(left);
+        });
+    return true;
   }
 
   core::Duration elapsed() const { return detail::since(started_); }
@@ -208,8 +255,11 @@ class HttpImpl : public std::enable_shared_from_this<HttpImpl> {
     int left = 0;
     while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
       if (msg->msg != CURLMSG_DONE || msg->easy_handle != easy_) continue;
-      Result r = make_result(msg->data.result);
+      const CURLcode code = msg->data.result;
+      Result r = make_result(code);
       detach_easy();
+      if (transient(code) && retry(r)) return;
+      r.latency = elapsed();
       finish(std::move(r));
       return;  // finish() may have started a new transfer; stop reading stale messages
     }
@@ -256,6 +306,8 @@ class HttpImpl : public std::enable_shared_from_this<HttpImpl> {
   config::CheckSpec spec_;
   core::Duration timeout_;
   asio::steady_timer timer_;
+  asio::steady_timer retry_timer_;
+  unsigned retries_ = 0;
   CURLM* multi_ = nullptr;
   CURL* easy_ = nullptr;
   bool in_multi_ = false;

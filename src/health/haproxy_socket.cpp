@@ -118,10 +118,18 @@ std::optional<BackendCount> count_servers(std::string_view text, std::string_vie
   return c;
 }
 
+// Retry back-off within one run: 5, 10, 20, 40 ms, then 40 ms.
+constexpr core::Duration kRetryMin{5'000};
+constexpr core::Duration kRetryMax{40'000};
+
 class SocketImpl : public std::enable_shared_from_this<SocketImpl> {
  public:
   SocketImpl(const boost::asio::any_io_executor& io, const config::CheckSpec& spec)
-      : io_(io), spec_(spec), timeout_(detail::effective_timeout(spec)), deadline_(io) {}
+      : io_(io),
+        spec_(spec),
+        timeout_(detail::effective_timeout(spec)),
+        deadline_(io),
+        retry_timer_(io) {}
 
   void run(ResultFn done) {
     if (done_) fail("superseded");
@@ -129,17 +137,22 @@ class SocketImpl : public std::enable_shared_from_this<SocketImpl> {
     started_ = std::chrono::steady_clock::now();
     done_ = std::move(done);
     result_ = Result{};
+    retries_ = 0;
     if (spec_.socket.empty()) return post_fail("no socket configured");
     if (!spec_.backend.empty() && !valid_proxy_name(spec_.backend)) {
       return post_fail("invalid backend name \"" + first_line(spec_.backend) + "\"");
     }
     deadline_.expires_after(timeout_);
-    deadline_.async_wait(
-        [self = shared_from_this(), gen = generation_](boost::system::error_code ec) {
-          if (ec || gen != self->generation_) return;
-          self->fail("timeout after " + detail::ms_text(self->timeout_));
-        });
-    query("show info\n", [this](std::string_view answer) { on_info(answer); });
+    deadline_.async_wait([self = shared_from_this(),
+                          gen = generation_](boost::system::error_code ec) {
+      if (ec || gen != self->generation_) return;
+      if (self->retries_ > 0) {
+        return self->fail(self->last_retry_reason_ +
+                          self->retried_text(", timeout after " + detail::ms_text(self->timeout_)));
+      }
+      self->fail("timeout after " + detail::ms_text(self->timeout_));
+    });
+    begin();
   }
 
   void cancel() {
@@ -151,9 +164,49 @@ class SocketImpl : public std::enable_shared_from_this<SocketImpl> {
  private:
   using AnswerFn = std::function<void(std::string_view)>;
 
+  void begin() {
+    query("show info\n", [this](std::string_view answer) { on_info(answer); });
+  }
+
+  // During a reload HAProxy's runtime socket changes hands: the new process
+  // binds it (rename over the path) while the old one closes, so a connection
+  // can be refused or reset, or land on the old process as it stops. Such a
+  // failure is retried on a fresh connection while the run's timeout leaves
+  // room, and counts only if it persists.
+  void retry_or_fail(std::string reason) {
+    const auto elapsed = detail::since(started_);
+    const core::Duration delay =
+        std::min(kRetryMax, core::Duration(kRetryMin.count() << std::min(retries_, 3u)));
+    if (elapsed + delay + kRetryMin >= timeout_) return fail(reason + retried_text());
+    ++retries_;
+    last_retry_reason_ = reason;
+    boost::system::error_code ec;
+    if (socket_) socket_->close(ec);
+    socket_.reset();
+    retry_timer_.expires_after(delay);
+    retry_timer_.async_wait(
+        [self = shared_from_this(), gen = generation_](boost::system::error_code tec) {
+          if (tec || gen != self->generation_) return;
+          self->begin();
+        });
+  }
+
+  // " (after 3 retries<extra>)", or "" before any retry.
+  std::string retried_text(const std::string& extra = {}) const {
+    if (retries_ == 0) return {};
+    return " (after " + std::to_string(retries_) + (retries_ == 1 ? " retry" : " retries") + extra +
+           ")";
+  }
+
+  static bool transient(const boost::system::error_code& ec) {
+    return ec == asio::error::connection_refused || ec == asio::error::connection_reset ||
+           ec == asio::error::broken_pipe || ec == asio::error::try_again || ec == asio::error::eof;
+  }
+
   void stop_io() {
     boost::system::error_code ec;
     deadline_.cancel();
+    retry_timer_.cancel();
     if (socket_) socket_->close(ec);
     socket_.reset();
   }
@@ -179,7 +232,11 @@ class SocketImpl : public std::enable_shared_from_this<SocketImpl> {
     const auto gen = generation_;
     socket_->async_connect(ep, [self, gen, on_answer](boost::system::error_code ec) mutable {
       if (gen != self->generation_) return;
-      if (ec) return self->fail("connect " + self->spec_.socket + ": " + ec.message());
+      if (ec) {
+        std::string reason = "connect " + self->spec_.socket + ": " + ec.message();
+        if (transient(ec)) return self->retry_or_fail(std::move(reason));
+        return self->fail(std::move(reason));
+      }
       self->send(gen, std::move(on_answer));
     });
   }
@@ -189,8 +246,11 @@ class SocketImpl : public std::enable_shared_from_this<SocketImpl> {
                       [self = shared_from_this(), gen, on_answer](boost::system::error_code ec,
                                                                   std::size_t) mutable {
                         if (gen != self->generation_) return;
-                        if (ec)
-                          return self->fail("write " + self->spec_.socket + ": " + ec.message());
+                        if (ec) {
+                          std::string reason = "write " + self->spec_.socket + ": " + ec.message();
+                          if (transient(ec)) return self->retry_or_fail(std::move(reason));
+                          return self->fail(std::move(reason));
+                        }
                         self->receive(gen, std::move(on_answer));
                       });
   }
@@ -202,7 +262,13 @@ class SocketImpl : public std::enable_shared_from_this<SocketImpl> {
           if (gen != self->generation_) return;
           // HAProxy closes after answering: eof is the normal end.
           if (ec && ec != asio::error::eof) {
-            return self->fail("read " + self->spec_.socket + ": " + ec.message());
+            std::string reason = "read " + self->spec_.socket + ": " + ec.message();
+            if (transient(ec)) return self->retry_or_fail(std::move(reason));
+            return self->fail(std::move(reason));
+          }
+          if (self->answer_.empty()) {
+            // Closed without a word: the old process going away mid-request.
+            return self->retry_or_fail("no answer from " + self->spec_.socket);
           }
           if (!ec && self->answer_.size() >= kMaxAnswer) {
             return self->fail("answer from " + self->spec_.socket + " too large");
@@ -230,7 +296,9 @@ class SocketImpl : public std::enable_shared_from_this<SocketImpl> {
     if (auto cc = kv.find("CurrConns"); cc != kv.end())
       result_.current_connections = to_u64(cc->second);
     if (auto st = kv.find("Stopping"); st != kv.end() && st->second != "0") {
-      return fail("haproxy is stopping (pid " + pid->second + ")" + reload_note_);
+      // The old process of a reload may still answer for a moment; the new
+      // one is behind a fresh connection.
+      return retry_or_fail("haproxy is stopping (pid " + pid->second + ")" + reload_note_);
     }
     std::string conns =
         result_.current_connections ? std::to_string(*result_.current_connections) : "?";
@@ -273,6 +341,9 @@ class SocketImpl : public std::enable_shared_from_this<SocketImpl> {
   config::CheckSpec spec_;
   core::Duration timeout_;
   asio::steady_timer deadline_;
+  asio::steady_timer retry_timer_;
+  unsigned retries_ = 0;
+  std::string last_retry_reason_;
   std::unique_ptr<stream::socket> socket_;
   std::string request_, answer_;
   ResultFn done_;

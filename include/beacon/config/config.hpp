@@ -82,6 +82,12 @@ struct CheckSpec {
   std::uint32_t min_servers_up = 1;
   // haproxy-process
   std::string pidfile;
+  // /proc/PID/comm or the base name of /proc/PID/exe must equal this for the
+  // PID to count as HAProxy ("" accepts any process).
+  std::string process_name = "haproxy";
+  // How long an exited HAProxy's successor (a process handing over with
+  // -sf/-st) may take to appear in the pidfile before the exit is a failure.
+  core::Duration reload_grace{200'000};
   // interface
   std::string interface;
   // file

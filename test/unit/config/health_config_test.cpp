@@ -112,6 +112,8 @@ void expect_issue_checks(const Config& c) {
   EXPECT_TRUE(proc->event_driven());
   EXPECT_EQ(proc->rise, 1u);  // event-driven default
   EXPECT_EQ(proc->fall, 1u);
+  EXPECT_EQ(proc->process_name, "haproxy");  // default: the PID must be HAProxy's
+  EXPECT_EQ(proc->reload_grace, 200ms);
 
   const CheckSpec* uplink = find_check(c, "uplink");
   ASSERT_NE(uplink, nullptr);
@@ -255,6 +257,34 @@ heartbeat_interval = "20ms"
   EXPECT_EQ(c.health.heartbeat_interval, 20ms);
 }
 
+TEST(HealthConfig, ProcessCheckReloadGraceAndName) {
+  Config c = load_ok(R"([[check]]
+name = "p"
+type = "haproxy-process"
+pidfile = "/run/haproxy.pid"
+reload_grace = "1s"
+process_name = "haproxy-wrapper"
+
+[[check]]
+name = "any"
+type = "haproxy-process"
+pidfile = "/run/other.pid"
+process_name = ""
+
+[[group]]
+name = "g"
+checks = ["p", "any"]
+)");
+  const CheckSpec* p = find_check(c, "p");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->reload_grace, 1s);
+  EXPECT_EQ(p->process_name, "haproxy-wrapper");
+  const CheckSpec* any = find_check(c, "any");
+  ASSERT_NE(any, nullptr);
+  EXPECT_EQ(any->process_name, "");  // accept any process
+  EXPECT_EQ(any->reload_grace, 200ms);
+}
+
 TEST(HealthConfig, GroupBeforeCheckInFileIsFine) {
   Config c = load_ok(R"([[group]]
 name = "web"
@@ -347,6 +377,19 @@ const BadCase kBadCases[] = {
      "key timeout is not valid for check type haproxy-process"},
     {"BackendOnHttp", CHECK("haproxy-http") "url = \"http://x\"\nbackend = \"web\"\n", 5, 1,
      "key backend is not valid for check type haproxy-http"},
+    {"ReloadGraceOnSocket", CHECK("haproxy-socket") "socket = \"/s\"\nreload_grace = \"100ms\"\n",
+     5, 1, "key reload_grace is not valid for check type haproxy-socket"},
+    {"ReloadGraceZero", CHECK("haproxy-process") "pidfile = \"/p\"\nreload_grace = \"0ms\"\n", 5,
+     16, "check.reload_grace: must be greater than 0: omit it for the default 200ms"},
+    {"ReloadGraceTooLong", CHECK("haproxy-process") "pidfile = \"/p\"\nreload_grace = \"11s\"\n", 5,
+     16, "check.reload_grace: \"11s\" is out of range 1ms..10s"},
+    {"ReloadGraceNoUnit", CHECK("haproxy-process") "pidfile = \"/p\"\nreload_grace = \"200\"\n", 5,
+     16, "check.reload_grace: invalid duration \"200\""},
+    {"ProcessNameWithSlash",
+     CHECK("haproxy-process") "pidfile = \"/p\"\nprocess_name = \"/usr/sbin/haproxy\"\n", 5, 16,
+     "check.process_name: \"/usr/sbin/haproxy\" must be a program name"},
+    {"ProcessNameNotString", CHECK("haproxy-process") "pidfile = \"/p\"\nprocess_name = 1\n", 5, 16,
+     "check.process_name"},
     // Required keys, at the [[check]] header.
     {"MissingUrl", CHECK("haproxy-http"), 1, 1, "[[check]] \"c\" of type haproxy-http needs url"},
     {"MissingSocket", CHECK("haproxy-socket"), 1, 1, "of type haproxy-socket needs socket"},

@@ -2,6 +2,10 @@
 // started by the test on 127.0.0.1. Generous time bounds only.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <string>
+#include <thread>
+
 #include "../../../src/health/probes_impl.hpp"
 #include "haproxy_lab.hpp"
 
@@ -76,12 +80,40 @@ TEST_F(HaproxyHttpTest, Fails503WhenMonitorFailHolds) {
 }
 
 TEST_F(HaproxyHttpTest, ConnectionRefusedWhenHaproxyIsStopped) {
-  auto probe = make_haproxy_http_probe(io_, http_spec(lab_.monitor_url()));
+  auto probe = make_haproxy_http_probe(io_, http_spec(lab_.monitor_url(), 150ms));
   lab_.stop();
+  const auto t0 = std::chrono::steady_clock::now();
   auto r = run_once(io_, *probe);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, Status::Fail);
-  EXPECT_EQ(r->reason, "connect: Connection refused");
+  // Retried within the timeout (a reload's hand-over), then reported.
+  const std::string want = "connect: Connection refused (after ";
+  EXPECT_EQ(r->reason.substr(0, want.size()), want) << r->reason;
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 100ms);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+}
+
+// HAProxy gone for a moment and back (the listener changes hands during a
+// reload): refused connections are retried within the timeout and the run
+// passes once the new process listens.
+TEST_F(HaproxyHttpTest, RefusedConnectionsAreRetriedUntilHaproxyListensAgain) {
+  TcpListener server(lab_.server_port(), true);
+  auto spec = http_spec(lab_.monitor_url(), 3000ms);
+  ASSERT_TRUE(run_until(io_, *make_haproxy_http_probe(io_, spec), is_pass));
+  lab_.stop();
+  auto probe = make_haproxy_http_probe(io_, spec);
+  std::string error;
+  bool restarted = false;
+  std::thread later([&] {
+    std::this_thread::sleep_for(50ms);
+    restarted = lab_.start(false, error);
+  });
+  auto r = run_once(io_, *probe);
+  later.join();
+  ASSERT_TRUE(restarted) << error;
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, Status::Pass) << r->reason;
+  EXPECT_EQ(r->reason, "HTTP 200");
 }
 
 TEST_F(HaproxyHttpTest, WrongExpectStatusFails) {

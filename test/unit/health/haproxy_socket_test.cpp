@@ -49,6 +49,7 @@ class CannedServer {
           if (::poll(&p, 1, 20) <= 0) continue;
           int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
           if (c < 0) continue;
+          ++connections_;
           char buf[256];
           (void)::read(c, buf, sizeof buf);
           (void)::write(c, answer_.data(), answer_.size());
@@ -57,6 +58,7 @@ class CannedServer {
       });
     }
   }
+  int connections() const { return connections_; }
   ~CannedServer() {
     stop_ = true;
     if (thread_.joinable()) thread_.join();
@@ -69,6 +71,7 @@ class CannedServer {
   bool silent_;
   int fd_ = -1;
   std::atomic<bool> stop_{false};
+  std::atomic<int> connections_{0};
   std::thread thread_;
 };
 
@@ -206,13 +209,74 @@ TEST(HaproxySocketProbe, StoppingWorkerFails) {
     CannedServer server(path,
                         "Name: HAProxy\nPid: 42\nStart_time_sec: 7\nCurrConns: 3\nStopping: 1\n\n");
     boost::asio::io_context io;
-    auto probe = make_haproxy_socket_probe(io, socket_spec(path));
+    auto spec = socket_spec(path);
+    spec.timeout = 200ms;
+    auto probe = make_haproxy_socket_probe(io, spec);
+    const auto t0 = std::chrono::steady_clock::now();
     auto r = run_once(io, *probe);
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, Status::Fail);
-    EXPECT_EQ(r->reason, "haproxy is stopping (pid 42)");
+    // Retried on fresh connections within the timeout (a reload's old process
+    // stops while the new one takes the socket), then reported.
+    const std::string want = "haproxy is stopping (pid 42) (after ";
+    EXPECT_EQ(r->reason.substr(0, want.size()), want) << r->reason;
+    EXPECT_GE(server.connections(), 3) << r->reason;
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, 100ms);
     EXPECT_EQ(r->current_connections, std::optional<std::uint64_t>(3));
   }
+  ::rmdir(tmpl);
+}
+
+// The hand-over of a reload: for a moment the socket path has no listener
+// (connect is refused); the new process binds it soon after. Retried within
+// the timeout, the run passes.
+TEST(HaproxySocketProbe, RefusedDuringHandOverIsRetriedWithinTheTimeout) {
+  char tmpl[] = "/tmp/beacon-hsock-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string path = std::string(tmpl) + "/admin.sock";
+  {
+    // A socket file nobody listens on: connect() gets ECONNREFUSED.
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ::close(fd);
+  }
+  boost::asio::io_context io;
+  auto spec = socket_spec(path);
+  spec.timeout = 500ms;
+  auto probe = make_haproxy_socket_probe(io, spec);
+  std::unique_ptr<CannedServer> server;
+  std::thread later([&] {
+    std::this_thread::sleep_for(40ms);
+    server = std::make_unique<CannedServer>(
+        path, "Name: HAProxy\nPid: 43\nStart_time_sec: 8\nCurrConns: 0\nStopping: 0\n\n");
+  });
+  auto r = run_once(io, *probe);
+  later.join();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, Status::Pass) << r->reason;
+  EXPECT_EQ(r->reason, "pid 43, 0 connections");
+  server.reset();
+  // Still refused at the end of the timeout: reported with what happened.
+  {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+    ::unlink(path.c_str());
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ::close(fd);
+  }
+  spec.timeout = 100ms;
+  auto again = make_haproxy_socket_probe(io, spec);
+  r = run_once(io, *again);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, Status::Fail);
+  const std::string want = "connect " + path + ": Connection refused (after ";
+  EXPECT_EQ(r->reason.substr(0, want.size()), want) << r->reason;
+  ::unlink(path.c_str());
   ::rmdir(tmpl);
 }
 
