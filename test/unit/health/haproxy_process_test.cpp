@@ -44,7 +44,9 @@ pid_t spawn_python(const std::vector<std::string>& extra) {
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
-    ::execvp("python3", argv.data());
+    // The absolute path: a python3 found in PATH may be a wrapper script
+    // (pyenv shims) whose name and command line change as it execs.
+    ::execv("/usr/bin/python3", argv.data());
     ::_exit(127);
   }
   return pid;
