@@ -44,6 +44,7 @@
 //    missing/unparsable (e.g. truncated before being rewritten).
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/inotify.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -363,8 +364,26 @@ class ProcessWatcher : public std::enable_shared_from_this<ProcessWatcher> {
                       [self = shared_from_this(), pid = watched_pid_](const error_code& ec) {
                         if (self->stopped_ || ec) return;
                         if (pid != self->watched_pid_) return;  // superseded
+                        // Ask the pidfd itself before believing the wake-up:
+                        // when one handler closes the old pidfd and assigns a
+                        // new one, a readiness event already fetched for the
+                        // old descriptor can be delivered to the new wait.
+                        if (!pidfd_says_exited(self->pidfd_.native_handle())) {
+                          self->arm_pidfd();
+                          return;
+                        }
                         self->on_exit();
                       });
+  }
+
+  // A pidfd polls readable once its process has exited.
+  static bool pidfd_says_exited(int fd) {
+    pollfd p{fd, POLLIN, 0};
+    int rc;
+    do {
+      rc = ::poll(&p, 1, 0);
+    } while (rc < 0 && errno == EINTR);
+    return rc != 0;  // readable, or an error: trust the wake-up
   }
 
   // The watched process exited: reload or death? Decided before anything is
