@@ -21,11 +21,13 @@
 #include <spdlog/async.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <exception>
@@ -89,9 +91,42 @@ int wait_for_stop(const sigset_t& set, spdlog::logger& log) {
   }
 }
 
+// Every session owns a socket: raise the soft descriptor limit to the hard
+// one (a default systemd unit gives 1024 soft / 524288 hard), and say what it
+// allows, so a large configuration does not fail at session 1,010.
+void raise_fd_limit(spdlog::logger& log, std::size_t configured_sessions) {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) {
+    log.warn("getrlimit(RLIMIT_NOFILE): {}", std::strerror(errno));
+    return;
+  }
+  if (lim.rlim_cur < lim.rlim_max) {
+    const rlim_t before = lim.rlim_cur;
+    lim.rlim_cur = lim.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) {
+      log.warn("cannot raise the file descriptor limit from {} to {}: {}", before, lim.rlim_max,
+               std::strerror(errno));
+      ::getrlimit(RLIMIT_NOFILE, &lim);
+    }
+  }
+  // A few dozen descriptors go to listeners, the control socket, probes and
+  // the logger; each session needs one.
+  constexpr rlim_t kReserved = 64;
+  const rlim_t room = lim.rlim_cur > kReserved ? lim.rlim_cur - kReserved : 0;
+  log.info("file descriptor limit {}: room for about {} sessions ({} configured)", lim.rlim_cur,
+           room, configured_sessions);
+  if (configured_sessions > room) {
+    log.warn(
+        "more sessions configured ({}) than the descriptor limit allows (about {}); raise "
+        "LimitNOFILE",
+        configured_sessions, room);
+  }
+}
+
 int serve(const config::Config& cfg, const sigset_t& signals,
           const std::shared_ptr<spdlog::logger>& log) {
   std::signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit(*log, cfg.sessions.size());
 
   engine::Engine engine(cfg, log);
   try {

@@ -18,6 +18,11 @@ namespace {
 
 using wire::State;
 
+// Entering Up clears the diag. RFC 5880 only ever writes bfd.LocalDiag on a
+// failure (erratum 7240, held, leaves it stale), but peers show it: FRR
+// displays "path down" as the remote diag of a healthy session after a hold.
+// A diag describes why the session last went down; once Up there is none.
+constexpr std::uint8_t kDiagNone = 0;
 constexpr std::uint8_t kDiagDetectExpired = 1;         // §4.1 diag 1
 constexpr std::uint8_t kDiagNeighborSignaledDown = 3;  // §4.1 diag 3
 constexpr std::uint8_t kDiagAdminDown = 7;             // §4.1 diag 7
@@ -44,7 +49,7 @@ constexpr std::array<Row, 4> kFsm{{
     {{
         {State::Down, -1, {}, "6.8.6, SM-03"},
         {State::Init, -1, "peer signalled Down", "6.8.6, SM-04"},
-        {State::Up, -1, "peer signalled Init", "6.8.6, SM-05"},
+        {State::Up, kDiagNone, "peer signalled Init", "6.8.6, SM-05"},
         {State::Down, -1, {}, "6.2 three-way handshake, SM-06"},
         // Erratum 5205 (held) would set diag 1 here; we follow the RFC text.
         {State::Down, -1, {}, "6.8.4, SM-07"},
@@ -53,8 +58,8 @@ constexpr std::array<Row, 4> kFsm{{
     {{
         {State::Down, kDiagNeighborSignaledDown, "peer signalled AdminDown", "6.8.6, SM-08"},
         {State::Init, -1, {}, "6.8.6, SM-09"},
-        {State::Up, -1, "peer signalled Init", "6.8.6, SM-10"},
-        {State::Up, -1, "peer signalled Up", "6.8.6, SM-10"},
+        {State::Up, kDiagNone, "peer signalled Init", "6.8.6, SM-10"},
+        {State::Up, kDiagNone, "peer signalled Up", "6.8.6, SM-10"},
         {State::Down, kDiagDetectExpired, "detection time expired", "6.8.4, SM-11"},
     }},
     // Up
@@ -205,6 +210,10 @@ Effects Session::expire(TimePoint now) {
     v_.remote_discr = 0;
     v_.remote_min_rx = Duration{1};
     v_.remote_demand = false;
+    // What we last heard is no longer the peer's state: a silent peer is Down
+    // (bfdctl must not keep showing "remote Up" for a dead peer).
+    v_.remote_session_state = State::Down;
+    v_.remote_diag = 0;
   }
   finish(fx, now, changed, false);
   return fx;
@@ -367,6 +376,12 @@ Duration Session::target_desired_min_tx() const {
   return params_.desired_min_tx;
 }
 
+Duration Session::min_gap(Duration interval) {
+  // The lower bound of jittered(): ceil(75 %).
+  const std::int64_t us = std::max<std::int64_t>(interval.count(), 1);
+  return Duration{(us * 75 + 99) / 100};
+}
+
 Duration Session::jittered(Duration interval) {
   // §6.8.7 (TMR-02/03): uniform in [75 %, 100 %], or [75 %, 90 %] when our
   // Detect Mult is 1. splitmix64: small, seeded, no heap state.
@@ -376,7 +391,7 @@ Duration Session::jittered(Duration interval) {
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   z ^= z >> 31;
   const std::int64_t us = std::max<std::int64_t>(interval.count(), 1);
-  const std::int64_t lo = (us * 75 + 99) / 100;
+  const std::int64_t lo = min_gap(interval).count();
   std::int64_t hi = params_.detect_mult == 1 ? us * 90 / 100 : us;
   hi = std::max(hi, lo);
   const auto span = static_cast<std::uint64_t>(hi - lo + 1);
@@ -509,6 +524,7 @@ void Session::finish(Effects& fx, TimePoint now, bool immediate, bool final) {
   if (fx.send->poll) v_.last_poll_tx = now;
   ++counters_.tx_packets;
   if (final) ++counters_.finals_sent;
+  if (v_.sched_interval <= Duration{0}) return;  // not sending periodically
   if (due) {
     // TMR-20: the next slot counts from the previous deadline (no drift), but
     // resynchronise to now after falling more than one interval behind.
@@ -516,8 +532,16 @@ void Session::finish(Effects& fx, TimePoint now, bool immediate, bool final) {
     TimePoint base = v_.next_tx;
     if (now - base > v_.sched_interval) base = now;
     v_.last_periodic_tx = now;
-    v_.next_tx = base + jittered(v_.sched_interval);
-    if (v_.next_tx <= now) v_.next_tx = now + jittered(v_.sched_interval);  // no burst
+    // §6.8.7: never two periodic packets closer than 75 % of the interval, as
+    // sent: after a late wake-up the slot counted from the missed deadline
+    // may fall short of that, so it is pushed out to the minimum gap.
+    v_.next_tx = std::max(base + jittered(v_.sched_interval), now + min_gap(v_.sched_interval));
+  } else if (!final) {
+    // The one packet announcing a change (SM-21) went out off the schedule:
+    // the next periodic one counts from it, not from the old slot, so no two
+    // packets (Finals aside, TMR-12) are closer than 75 % of the interval.
+    v_.last_periodic_tx = now;
+    v_.next_tx = now + jittered(v_.sched_interval);
   }
 }
 

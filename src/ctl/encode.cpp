@@ -88,6 +88,8 @@ json stats_to_json(const engine::EngineStats& s) {
               {"passive_removed", s.passive_removed},
               {"failsafe_trips", s.failsafe_trips},
               {"timer_fires", s.timer_fires},
+              {"timer_wakeups", s.timer_wakeups},
+              {"timer_arms", s.timer_arms},
               {"timer_lateness_max_us", us(s.timer_lateness_max)},
               {"timer_lateness_mean_us", mean},
               {"drops", std::move(drops)}};

@@ -208,10 +208,12 @@ void Engine::Impl::create_configured(const config::SessionSpec& spec, TimePoint 
 // ================================================================ timers
 
 void Engine::Impl::rearm_timer() {
+  if (in_timer) return;  // on_timer() arms once, after serving everything due
   auto next = sched.next();
   if (!next) return;  // a stale wake-up is harmless; nothing to arm
   if (*next >= armed) return;
   armed = *next;
+  ++stats.timer_arms;
   const std::uint64_t gen = ++timer_gen;
   timer.expires_at(to_asio(*next));
   timer.async_wait([this, gen](const boost::system::error_code& ec) {
@@ -223,14 +225,22 @@ void Engine::Impl::rearm_timer() {
 void Engine::Impl::on_timer(std::uint64_t gen) {
   if (gen != timer_gen) return;  // superseded wait that completed anyway
   armed = TimePoint::max();
+  ++stats.timer_wakeups;
   const TimePoint now = clock.now();
-  sched.pop_due(now, [&](Scheduler::Id id, TimePoint deadline) {
-    const Duration late = std::max(now - deadline, Duration{0});
-    ++stats.timer_fires;
-    stats.timer_lateness_total += late;
-    stats.timer_lateness_max = std::max(stats.timer_lateness_max, late);
-    on_due(id, now);
-  });
+  {
+    struct Serving {  // cleared even if a handler throws, or the timer stays dead
+      bool& flag;
+      explicit Serving(bool& f) : flag(f) { flag = true; }
+      ~Serving() { flag = false; }
+    } serving(in_timer);
+    sched.pop_due(now, [&](Scheduler::Id id, TimePoint deadline) {
+      const Duration late = std::max(now - deadline, Duration{0});
+      ++stats.timer_fires;
+      stats.timer_lateness_total += late;
+      stats.timer_lateness_max = std::max(stats.timer_lateness_max, late);
+      on_due(id, now);
+    });
+  }
   rearm_timer();
 }
 
@@ -441,7 +451,13 @@ void Engine::Impl::try_accept(const core::wire::ControlPacket& pkt, const detail
       "source port {})",
       s.peer_text, s.group, a.prefix.to_string(), a.prefix_len, *discr, s.source_port);
   if (fx_hold.change) log_change(s, *fx_hold.change);
-  if (fx.send || fx_hold.send) send_packet(s, s.session->current_packet());
+  // The session's own reply, not current_packet(): the peer's first packet may
+  // carry P, and the answer must carry F (TMR-12).
+  if (fx.send) {
+    send_packet(s, *fx.send);
+  } else if (fx_hold.send) {
+    send_packet(s, s.session->current_packet());
+  }
   if (fx.change) log_change(s, *fx.change);
   rearm_slot(s);
 }

@@ -103,6 +103,10 @@ struct Engine::Impl {
   // Loop state.
   boost::asio::steady_timer timer{io};
   core::TimePoint armed = core::TimePoint::max();
+  // Set while on_timer() serves the due entries: their re-arms are folded into
+  // the one arm at the end of the turn (each arm is a timerfd_settime, on a VM
+  // an exit that costs more than sending a packet).
+  bool in_timer = false;
   std::uint64_t timer_gen = 0;
   Scheduler sched;
   SessionTable table;

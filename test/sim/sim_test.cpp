@@ -239,6 +239,13 @@ class Sim {
       n.last_periodic = now_;
       n.rec_interval = iv;
       n.interval_dirty = false;
+    } else if (!p.final) {
+      // The packet announcing a change left off the schedule; the next
+      // periodic one counts from it (no two non-Final packets closer than
+      // 75 %, §6.8.7), so the gap is measured from here.
+      n.last_periodic = now_;
+      n.rec_interval = iv;
+      n.interval_dirty = false;
     }
   }
 

@@ -85,7 +85,9 @@ struct EngineStats {
   std::uint64_t tx_packets = 0;
   std::uint64_t tx_errors = 0;
   std::uint64_t sessions = 0;
-  std::uint64_t timer_fires = 0;
+  std::uint64_t timer_fires = 0;    // scheduler entries served (one per session deadline)
+  std::uint64_t timer_wakeups = 0;  // times the engine's one timer fired (a wake-up serves many)
+  std::uint64_t timer_arms = 0;     // times it was (re)programmed: a system call each
   core::Duration timer_lateness_max{0};    // worst (fire time - deadline)
   core::Duration timer_lateness_total{0};  // sum, for a mean
   std::uint64_t rx_errors = 0;             // recvmmsg failures other than EAGAIN

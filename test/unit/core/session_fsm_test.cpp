@@ -101,7 +101,7 @@ Expect expected(State s, FsmEvent e) {
         case FsmEvent::RxDown:
           return {State::Init, -1, "SM-04"};
         case FsmEvent::RxInit:
-          return {State::Up, -1, "SM-05"};
+          return {State::Up, 0, "SM-05"};  // Up clears the diag (SM-24 note)
         case FsmEvent::RxUp:
           return {State::Down, -1, "SM-06"};
         case FsmEvent::DetectionTimeout:
@@ -116,7 +116,7 @@ Expect expected(State s, FsmEvent e) {
           return {State::Init, -1, "SM-09"};
         case FsmEvent::RxInit:
         case FsmEvent::RxUp:
-          return {State::Up, -1, "SM-10"};
+          return {State::Up, 0, "SM-10"};
         case FsmEvent::DetectionTimeout:
           return {State::Down, 1, "SM-11"};
       }
@@ -310,7 +310,7 @@ TEST(SessionFsm, SM13_PeerSignalledDownReason) {
   EXPECT_EQ(fx.change->new_state, State::Down);
 }
 
-TEST(SessionFsm, SM24_PeerUpWithNonzeroDiagKeepsUp_LocalDiagNotReset) {
+TEST(SessionFsm, SM24_PeerUpWithNonzeroDiagKeepsUp_LocalDiagClearedOnUp) {
   SessionDriver d(fast());
   d.bring_up();
   auto p = peer(State::Up);
@@ -320,13 +320,14 @@ TEST(SessionFsm, SM24_PeerUpWithNonzeroDiagKeepsUp_LocalDiagNotReset) {
   d.rx(p);
   EXPECT_EQ(d.s().state(), State::Up);
   EXPECT_EQ(d.s().remote_diag(), 31);
-  // Time out (diag 1), come back: LocalDiag stays 1 on Up (never reset).
+  // Time out (diag 1), come back: Up clears LocalDiag (RFC 5880 leaves it;
+  // peers display a stale one as the reason a healthy session failed).
   d.run_for(d.s().detection_time());
   ASSERT_EQ(d.s().state(), State::Down);
   EXPECT_EQ(d.s().local_diag(), 1);
   d.rx(peer(State::Init));
   EXPECT_EQ(d.s().state(), State::Up);
-  EXPECT_EQ(d.s().current_packet().diag, 1);
+  EXPECT_EQ(d.s().current_packet().diag, 0);
 }
 
 // ------------------------------------------------------------------------
@@ -570,7 +571,32 @@ TEST(SessionFsm, SM22_HoldReleaseResumesNormalHandshake) {
   EXPECT_EQ(d.s().state(), State::Init);
   d.rx(peer(State::Init));
   EXPECT_EQ(d.s().state(), State::Up);
-  EXPECT_EQ(d.s().current_packet().diag, 5);  // SM-24: not reset
+  // Up clears the diag (a deliberate departure from RFC 5880, which leaves it
+  // stale: peers display it, e.g. FRR's "path down" on a healthy session).
+  EXPECT_EQ(d.s().current_packet().diag, 0);
+  EXPECT_EQ(d.s().local_diag(), 0);
+}
+
+TEST(SessionFsm, SM24_UpClearsTheDiagOfTheLastFailure) {
+  SessionDriver d(fast());
+  d.bring_up();
+  d.run_for(Duration{2'000'000});  // peer silent: Up -> Down, diag 1
+  ASSERT_EQ(d.s().state(), State::Down);
+  ASSERT_EQ(d.s().local_diag(), 1);
+  EXPECT_EQ(d.s().current_packet().diag, 1);  // Down packets say why
+  d.rx(peer(State::Down));
+  EXPECT_EQ(d.s().state(), State::Init);
+  EXPECT_EQ(d.s().local_diag(), 1);  // not Up yet
+  d.rx(peer(State::Up));
+  ASSERT_EQ(d.s().state(), State::Up);
+  EXPECT_EQ(d.s().local_diag(), 0);
+  ASSERT_FALSE(d.changes().empty());
+  EXPECT_EQ(d.changes().back().local_diag, 0);
+  // And a peer's Up with a nonzero diag is never rejected.
+  auto p = peer(State::Up);
+  p.diag = 1;
+  d.rx(p);
+  EXPECT_EQ(d.s().state(), State::Up);
 }
 
 TEST(SessionFsm, SM22_DetectionTimeoutWhileHeldIsHarmless) {

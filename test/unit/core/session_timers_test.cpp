@@ -472,6 +472,93 @@ TEST(SessionTimers, TMR20_FarBehindResyncsToNow) {
   EXPECT_GE(d.s().next_deadline(), d.now() + Duration{7'500});
 }
 
+// ------------------------------------------------ §6.8.7 75 % gap, as sent
+
+// Gaps between consecutive packets that are not Finals, as they left.
+std::vector<Duration> non_final_gaps(const std::vector<test::SentPacket>& sent, TimePoint from) {
+  std::vector<Duration> gaps;
+  std::optional<TimePoint> prev;
+  for (const auto& p : sent) {
+    if (p.pkt.final || p.at < from) continue;
+    if (prev) gaps.push_back(p.at - *prev);
+    prev = p.at;
+  }
+  return gaps;
+}
+
+// TMR-02 as the peer sees it: the engine wakes up late by a random amount (up
+// to 90 % of the interval); no two packets may leave closer than 75 % of the
+// interval, which counting the next slot from the missed deadline breaks.
+TEST(SessionTimers, TMR02_LateWakeUpsNeverSendTwoPacketsCloserThan75Percent) {
+  SessionDriver d(params(ms(10), ms(10)));
+  auto p = patient_peer(State::Down);
+  p.required_min_rx_us = 10'000;
+  d.bring_up(p);
+  ASSERT_EQ(d.s().tx_interval(), ms(10));
+  const TimePoint from = d.now();
+  std::uint64_t rng = 7;
+  for (int i = 0; i < 20'000; ++i) {
+    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    const Duration late{static_cast<std::int64_t>((rng >> 33) % 9'000)};
+    d.clock().advance_to(d.s().next_deadline() + late);
+    d.record(d.s().expire(d.now()));
+  }
+  const auto gaps = non_final_gaps(d.sent(), from);
+  ASSERT_GT(gaps.size(), 15'000u);
+  EXPECT_GE(*std::min_element(gaps.begin(), gaps.end()), Duration{7'500});
+}
+
+// §6.8.7 / SM-21: a packet announcing a change leaves at once, off the
+// schedule; the next periodic packet then counts from it. Seen in the field:
+// two Init packets 137 ms apart at a 1 s interval, because the periodic slot
+// drawn before the change was kept.
+TEST(SessionTimers, TMR02_PacketAfterAnAnnouncedChangeCountsFromIt) {
+  for (std::uint64_t seed = 1; seed <= 50; ++seed) {
+    SessionDriver d(params(ms(10), ms(10)), seed);
+    d.run_for(ms(5'000));  // Down, sending at 1 s
+    // The peer speaks just before our next slot: Down -> Init goes out at once.
+    const TimePoint slot = d.s().next_deadline();
+    d.run_until(slot - ms(5));
+    const Effects fx = d.rx(patient_peer(State::Down));
+    ASSERT_TRUE(fx.change);
+    ASSERT_EQ(d.s().state(), State::Init);
+    ASSERT_TRUE(fx.send);
+    const TimePoint announced = d.now();
+    d.run_for(ms(3'000));  // still Init: the patient peer's detection time is long
+    ASSERT_EQ(d.s().state(), State::Init);
+    const auto gaps = non_final_gaps(d.sent(), announced);
+    ASSERT_FALSE(gaps.empty());
+    EXPECT_GE(*std::min_element(gaps.begin(), gaps.end()), ms(750)) << "seed " << seed;
+  }
+}
+
+// A hold while Up: the announcing Down packet, then the slow schedule from it.
+TEST(SessionTimers, TMR02_HoldAnnouncementRebasesTheSchedule) {
+  SessionDriver d(params(ms(10), ms(10)));
+  d.bring_up(patient_peer(State::Down));
+  d.run_for(ms(3) + Duration{333});
+  const TimePoint t = d.now();
+  ASSERT_TRUE(d.hold(Hold::Down, 5).send);
+  d.run_for(ms(5'000));
+  const auto gaps = non_final_gaps(d.sent(), t);
+  ASSERT_GE(gaps.size(), 4u);
+  EXPECT_GE(*std::min_element(gaps.begin(), gaps.end()), ms(750));
+}
+
+// On remote expiry the peer is no longer "Up": its state is reset with the
+// other remote variables, so clients do not show a dead peer as Up.
+TEST(SessionTimers, DIS05_RemoteStateResetWhenThePeerFallsSilent) {
+  SessionDriver d(params(ms(10), ms(10)));
+  d.bring_up(peer(State::Down));
+  ASSERT_EQ(d.s().remote_state(), State::Up);
+  d.run_for(ms(2'000));  // silence: Up -> Down (diag 1), then remote expiry
+  EXPECT_EQ(d.s().state(), State::Down);
+  EXPECT_EQ(d.s().local_diag(), 1);
+  EXPECT_EQ(d.s().remote_discr(), 0u);
+  EXPECT_EQ(d.s().remote_state(), State::Down);
+  EXPECT_EQ(d.s().remote_diag(), 0);
+}
+
 TEST(SessionTimers, NextDeadlineIsEarliestOfTxDetectAndRemoteExpiry) {
   SessionDriver d(params(Duration{2'000'000}, ms(50)));
   auto p = peer(State::Down);

@@ -301,6 +301,27 @@ TEST_F(EngineTest, AcceptRuleCreatesPassiveSession) {
   EXPECT_EQ(engine_->stats().sessions, 1u);
 }
 
+// TMR-12: the peer's very first packet carries P (e.g. FRR polling while it
+// brings a session up): the passive session created for it answers with F.
+TEST_F(EngineTest, PassiveSessionAnswersAPollInTheFirstPacketWithFinal) {
+  cfg_.accepts.push_back(accept_spec("127.0.0.0", 8, "dyn", 64));
+  UdpPeer rx("127.0.0.3", kSh);
+  UdpPeer tx("127.0.0.3", 50001);
+  start();
+  auto first = bfd_packet(State::Down, kPeerDiscr, 0);
+  first.poll = true;
+  tx.send("127.0.0.1", kSh, first);
+  auto reply = rx.recv_until([](const Received&) { return true; }, 2000ms);
+  ASSERT_TRUE(reply) << "no answer to the first packet";
+  EXPECT_TRUE(reply->pkt.final);
+  EXPECT_FALSE(reply->pkt.poll);
+  EXPECT_EQ(reply->pkt.state, State::Init);
+  EXPECT_EQ(reply->pkt.your_discriminator, kPeerDiscr);
+  auto s = find("127.0.0.3");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->counters.finals_sent, 1u);
+}
+
 // DIS-06: a configured passive session sends nothing until the peer speaks.
 TEST_F(EngineTest, ConfiguredPassiveSessionWaitsForPeer) {
   auto spec = session_spec("127.0.0.2", "127.0.0.1");
