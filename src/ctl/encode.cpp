@@ -84,6 +84,8 @@ json stats_to_json(const engine::EngineStats& s) {
               {"tx_packets", s.tx_packets},
               {"tx_errors", s.tx_errors},
               {"rx_errors", s.rx_errors},
+              {"rx_kernel_drops", s.rx_kernel_drops},
+              {"rx_buffer_bytes", s.rx_buffer_bytes},
               {"passive_created", s.passive_created},
               {"passive_removed", s.passive_removed},
               {"failsafe_trips", s.failsafe_trips},

@@ -262,7 +262,12 @@ std::vector<SessionSnapshot> Engine::Impl::sessions() {
 EngineStats Engine::Impl::get_stats() {
   EngineStats s = stats;
   s.sessions = live;
-  for (const auto& l : listeners) s.rx_errors += l->stats().rx_errors;
+  for (const auto& l : listeners) {
+    s.rx_errors += l->stats().rx_errors;
+    s.rx_kernel_drops += l->stats().kernel_drops;
+    const auto buf = static_cast<std::uint64_t>(std::max(l->stats().rcvbuf, 0));
+    if (s.rx_buffer_bytes == 0 || buf < s.rx_buffer_bytes) s.rx_buffer_bytes = buf;
+  }
   return s;
 }
 

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/posix/descriptor_base.hpp>
 #include <cerrno>
 #include <cstring>
@@ -166,6 +167,11 @@ void RxBatch::info(std::size_t i, bool multihop, RxInfo& out) const {
       std::memcpy(&pi, CMSG_DATA(c), sizeof(pi));
       out.dst = from_in6(pi.ipi6_addr);
       out.ifindex = pi.ipi6_ifindex;
+    } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL &&
+               c->cmsg_len >= CMSG_LEN(sizeof(std::uint32_t))) {
+      std::uint32_t dropped;
+      std::memcpy(&dropped, CMSG_DATA(c), sizeof(dropped));
+      out.kernel_drops = dropped;
     } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT &&
                c->cmsg_len >= CMSG_LEN(sizeof(int))) {
       int hl;
@@ -195,7 +201,18 @@ bool Listener::open() {
     if (v6_ && e == EAFNOSUPPORT) return false;
     throw StartupError("cannot open " + where() + ": " + errno_text(e));
   }
-  bool ok = set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+  bool ok = set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1) && set_int(fd, SOL_SOCKET, SO_RXQ_OVFL, 1);
+  // A large receive queue: SO_RCVBUFFORCE (CAP_NET_ADMIN) ignores
+  // net.core.rmem_max; without the capability SO_RCVBUF gets what rmem_max
+  // allows. Either way the size in force is reported (bfdctl stats).
+  if (!set_int(fd, SOL_SOCKET, SO_RCVBUFFORCE, kListenerRcvBuf)) {
+    (void)set_int(fd, SOL_SOCKET, SO_RCVBUF, kListenerRcvBuf);
+  }
+  {
+    int size = 0;
+    socklen_t len = sizeof size;
+    if (::getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, &len) == 0) stats_.rcvbuf = size;
+  }
   if (v6_) {
     ok = ok && set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1) &&
          set_int(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1) &&
@@ -253,6 +270,10 @@ void Listener::drain() {
     RxInfo info;
     for (int i = 0; i < n; ++i) {
       batch_->info(static_cast<std::size_t>(i), multihop_, info);
+      if (info.kernel_drops >= 0) {
+        stats_.kernel_drops =
+            std::max(stats_.kernel_drops, static_cast<std::uint64_t>(info.kernel_drops));
+      }
       (*handler_)(batch_->payload(static_cast<std::size_t>(i)), info);
     }
     if (static_cast<std::size_t>(n) < RxBatch::kBatch) return;

@@ -91,6 +91,8 @@ struct EngineStats {
   core::Duration timer_lateness_max{0};    // worst (fire time - deadline)
   core::Duration timer_lateness_total{0};  // sum, for a mean
   std::uint64_t rx_errors = 0;             // recvmmsg failures other than EAGAIN
+  std::uint64_t rx_kernel_drops = 0;       // dropped by the kernel: a listener's queue was full
+  std::uint64_t rx_buffer_bytes = 0;       // smallest listener receive buffer in force
   std::uint64_t passive_created = 0;       // sessions created by [[accept]] rules
   std::uint64_t passive_removed = 0;       // dynamic sessions removed after going silent
   std::uint64_t failsafe_trips = 0;        // times the health heartbeat stalled (fail-safe)

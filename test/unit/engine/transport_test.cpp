@@ -5,6 +5,8 @@
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <cstdint>
+#include <cstdio>
 #include <vector>
 
 #include "../../../src/engine/transport_impl.hpp"
@@ -96,6 +98,37 @@ TEST_F(TransportTest, ListenerDrainsSeveralBatches) {
   run_until(kCount);
   ASSERT_EQ(got_.size(), static_cast<std::size_t>(kCount));
   for (int i = 0; i < kCount; ++i) EXPECT_EQ(got_[i].bytes[0], static_cast<std::uint8_t>(i));
+}
+
+// The receive queue rides out a stall of the engine (a large buffer), and
+// what the kernel drops when it is full anyway is counted (SO_RXQ_OVFL):
+// every datagram sent is either received or counted as dropped.
+TEST_F(TransportTest, ListenerHasALargeBufferAndCountsKernelDrops) {
+  Listener l(io_, false, false, kTestPort);
+  ASSERT_TRUE(l.open());
+  // The kernel reports twice the size asked for (bookkeeping overhead).
+  EXPECT_GE(l.stats().rcvbuf, kListenerRcvBuf);
+  UdpPeer tx("127.0.0.2", 50001);
+  constexpr int kCount = 40'000;  // far more than 8 MiB holds while nobody reads
+  const std::uint8_t b[] = {7};
+  for (int i = 0; i < kCount; ++i) ASSERT_TRUE(tx.send_raw("127.0.0.1", kTestPort, b));
+  l.start(batch_, &handler_);
+  const auto end = std::chrono::steady_clock::now() + 5s;
+  std::size_t last = SIZE_MAX;
+  while (std::chrono::steady_clock::now() < end && got_.size() != last) {
+    last = got_.size();
+    io_.run_for(50ms);
+  }
+  // The kernel stamps each queued datagram with the drop count at that time,
+  // so the drops show on the first datagram queued after them.
+  const std::size_t held = got_.size();
+  ASSERT_TRUE(tx.send_raw("127.0.0.1", kTestPort, b));
+  run_until(held + 1);
+  std::printf("[rx] %zu received, %llu dropped by the kernel, rcvbuf %d bytes\n", got_.size(),
+              static_cast<unsigned long long>(l.stats().kernel_drops), l.stats().rcvbuf);
+  EXPECT_GT(held, 4'000u);  // the buffer held thousands
+  EXPECT_GT(l.stats().kernel_drops, 0u);
+  EXPECT_EQ(got_.size() + l.stats().kernel_drops, static_cast<std::size_t>(kCount) + 1);
 }
 
 // PKT-31: a datagram longer than the buffer is cut, not lost.
