@@ -21,6 +21,7 @@
 #include <spdlog/async.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 
 #include <atomic>
@@ -127,6 +128,16 @@ int serve(const config::Config& cfg, const sigset_t& signals,
           const std::shared_ptr<spdlog::logger>& log) {
   std::signal(SIGPIPE, SIG_IGN);
   raise_fd_limit(*log, cfg.sessions.size());
+  if (cfg.engine.lock_memory) {
+    // Before the threads and the session table exist: MCL_FUTURE covers them.
+    if (::mlockall(MCL_CURRENT | MCL_FUTURE) != 0) {
+      const int e = errno;
+      log->error("startup failed: [engine] lock_memory: mlockall: {}{}", std::strerror(e),
+                 e == EPERM || e == ENOMEM ? " (needs CAP_IPC_LOCK or a larger LimitMEMLOCK)" : "");
+      return 1;
+    }
+    log->info("engine: memory locked (mlockall)");
+  }
 
   engine::Engine engine(cfg, log);
   try {
@@ -159,6 +170,19 @@ int serve(const config::Config& cfg, const sigset_t& signals,
   }
 
   engine.run();
+  if (std::string rt = engine.apply_realtime(cfg.engine); !rt.empty()) {
+    log->error("startup failed: [engine] {}", rt);
+    server.stop();
+    engine.shutdown(cfg.daemon.shutdown_signal);
+    return 1;
+  }
+  if (cfg.engine.cpu || cfg.engine.realtime_priority > 0) {
+    log->info("engine thread: {}{}",
+              cfg.engine.cpu ? "cpu " + std::to_string(*cfg.engine.cpu) : std::string("any cpu"),
+              cfg.engine.realtime_priority > 0
+                  ? ", SCHED_FIFO priority " + std::to_string(cfg.engine.realtime_priority)
+                  : std::string());
+  }
   // After engine.run(): the sink's set_hold posts to the engine loop and waits.
   asio::post(ops, [&health] { health->start(); });
 #ifdef BEACON_TEST_HOOKS

@@ -33,11 +33,11 @@ using detail::position_of;
 // Top-level layout: [daemon], [bfd], [[session]]..., [[accept]]...,
 // [[check]]..., [[group]]..., [health].
 void load_root(const toml::table& root, Config& config, Diagnostics& diag) {
-  static const std::vector<std::string> kSections = {"daemon", "bfd",   "session", "accept",
-                                                     "check",  "group", "health"};
+  static const std::vector<std::string> kSections = {"daemon", "engine", "bfd",   "session",
+                                                     "accept", "check",  "group", "health"};
   for (auto&& [key, node] : root) {
     const std::string_view name = key.str();
-    if (name == "daemon" || name == "bfd" || name == "health") {
+    if (name == "daemon" || name == "engine" || name == "bfd" || name == "health") {
       if (!node.is_table()) {
         diag.error(position_of(node), std::string(name) + ": expected a table ([" +
                                           std::string(name) + "]), got " +
@@ -59,6 +59,7 @@ void load_root(const toml::table& root, Config& config, Diagnostics& diag) {
   }
   // Order matters: [bfd] supplies the defaults of sessions and accept rules.
   if (const auto* t = root.get_as<toml::table>("daemon")) detail::load_daemon(*t, config, diag);
+  if (const auto* t = root.get_as<toml::table>("engine")) detail::load_engine(*t, config, diag);
   if (const auto* t = root.get_as<toml::table>("bfd")) detail::load_bfd(*t, config, diag);
   if (const auto* a = root.get_as<toml::array>("session")) detail::load_sessions(*a, config, diag);
   if (const auto* a = root.get_as<toml::array>("accept")) detail::load_accepts(*a, config, diag);

@@ -7,6 +7,8 @@
 namespace beacon::config::detail {
 
 void load_daemon(const toml::table& table, Config& config, Diagnostics& diag);
+// [engine]: real-time options of the engine thread.
+void load_engine(const toml::table& table, Config& config, Diagnostics& diag);
 // [bfd]: defaults for every session and accept rule.
 void load_bfd(const toml::table& table, Config& config, Diagnostics& diag);
 // [[session]]: needs config.bfd loaded first.

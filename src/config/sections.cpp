@@ -46,6 +46,18 @@ void load_daemon(const toml::table& table, Config& config, Diagnostics& diag) {
   r.report_unknown();
 }
 
+void load_engine(const toml::table& table, Config& config, Diagnostics& diag) {
+  TableReader r(table, "engine", diag);
+  EngineConfig& e = config.engine;
+  // Whether the CPU exists is checked at start (the file may be validated on
+  // another machine); the bound only keeps the value sane.
+  if (auto cpu = r.get_int("cpu", 0, 4095)) e.cpu = static_cast<unsigned>(*cpu);
+  if (auto prio = r.get_int("realtime_priority", 0, 99))
+    e.realtime_priority = static_cast<int>(*prio);
+  if (auto lock = r.get_bool("lock_memory")) e.lock_memory = *lock;
+  r.report_unknown();
+}
+
 void load_bfd(const toml::table& table, Config& config, Diagnostics& diag) {
   TableReader r(table, "bfd", diag);
   BfdDefaults& b = config.bfd;

@@ -12,6 +12,14 @@
 // A dropped packet only bumps its per-reason counter (PKT-11).
 #include "beacon/engine/engine.hpp"
 
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
 #include "engine_impl.hpp"
 
 namespace beacon::engine {
@@ -629,6 +637,35 @@ HoldResult Engine::set_hold(HoldSource source, const Selector& sel, core::Hold h
 HoldResult Engine::set_hold(HoldSource source, const Selector& sel, core::Hold hold,
                             std::uint8_t diag, std::string reason) {
   return impl_->call([&] { return impl_->set_hold(source, sel, hold, diag, std::move(reason)); });
+}
+
+std::string Engine::apply_realtime(const config::EngineConfig& rt) {
+  if (!rt.cpu && rt.realtime_priority == 0) return {};
+  return impl_->call([&rt]() -> std::string {
+    if (rt.cpu) {
+      const long cpus = ::sysconf(_SC_NPROCESSORS_CONF);
+      if (cpus > 0 && *rt.cpu >= static_cast<unsigned long>(cpus)) {
+        return "cpu " + std::to_string(*rt.cpu) + ": this machine has CPUs 0.." +
+               std::to_string(cpus - 1);
+      }
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      CPU_SET(*rt.cpu, &set);
+      if (int e = ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set); e != 0) {
+        return "cpu " + std::to_string(*rt.cpu) + ": pthread_setaffinity_np: " + std::strerror(e);
+      }
+    }
+    if (rt.realtime_priority > 0) {
+      sched_param sp{};
+      sp.sched_priority = rt.realtime_priority;
+      if (int e = ::pthread_setschedparam(::pthread_self(), SCHED_FIFO, &sp); e != 0) {
+        return "realtime_priority " + std::to_string(rt.realtime_priority) +
+               ": pthread_setschedparam(SCHED_FIFO): " + std::strerror(e) +
+               (e == EPERM ? " (needs CAP_SYS_NICE)" : "");
+      }
+    }
+    return {};
+  });
 }
 
 void Engine::heartbeat() noexcept {

@@ -32,6 +32,15 @@ struct DaemonConfig {
   std::string log_level = "info";                 // spdlog level name
 };
 
+// [engine]: real-time placement of the engine thread (all off by default).
+struct EngineConfig {
+  std::optional<unsigned> cpu;  // pin the engine thread to this CPU
+  // SCHED_FIFO priority 1..99 for the engine thread (needs CAP_SYS_NICE);
+  // 0: the normal scheduler.
+  int realtime_priority = 0;
+  bool lock_memory = false;  // mlockall(MCL_CURRENT | MCL_FUTURE) at start (CAP_IPC_LOCK)
+};
+
 struct BfdDefaults {
   core::SessionParams params{};         // desired_min_tx, required_min_rx, detect_multiplier
   std::uint8_t multihop_min_ttl = 254;  // RFC 5883 / MH-05 (GTSM style)
@@ -129,6 +138,7 @@ struct HealthConfig {
 struct Config {
   std::string source;  // file name used in errors
   DaemonConfig daemon;
+  EngineConfig engine;
   BfdDefaults bfd;
   std::vector<SessionSpec> sessions;
   std::vector<AcceptSpec> accepts;

@@ -120,6 +120,11 @@ class Engine {
   // Starts the engine thread. With health-managed groups it also starts the
   // fail-safe watch; the first heartbeat window starts now.
   void run();
+  // Applies [engine] cpu / realtime_priority to the engine thread (from the
+  // thread itself, after run()). Returns "" or what could not be applied,
+  // e.g. "realtime_priority 50: sched_setscheduler: Operation not permitted
+  // (needs CAP_SYS_NICE)". Nothing configured: "".
+  std::string apply_realtime(const config::EngineConfig& rt);
 
   std::vector<SessionSnapshot> sessions();
   EngineStats stats();

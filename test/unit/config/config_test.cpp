@@ -109,6 +109,18 @@ TEST(ConfigLoad, DefaultsApplied) {
   EXPECT_EQ(s.min_ttl, 255);
   EXPECT_EQ(s.line, 1);
   EXPECT_EQ(s.column, 1);
+  // [engine]: real-time options all off unless asked for.
+  EXPECT_FALSE(c.engine.cpu);
+  EXPECT_EQ(c.engine.realtime_priority, 0);
+  EXPECT_FALSE(c.engine.lock_memory);
+}
+
+TEST(ConfigLoad, EngineRealtimeOptions) {
+  Config c = load_ok("[engine]\ncpu = 1\nrealtime_priority = 50\nlock_memory = true\n");
+  ASSERT_TRUE(c.engine.cpu);
+  EXPECT_EQ(*c.engine.cpu, 1u);
+  EXPECT_EQ(c.engine.realtime_priority, 50);
+  EXPECT_TRUE(c.engine.lock_memory);
 }
 
 TEST(ConfigLoad, EmptyFileIsValid) {
@@ -231,6 +243,13 @@ const BadCase kBadCases[] = {
     {"UnknownAcceptKey", "[[accept]]\nprefix = \"10.0.0.0/8\"\nmax_session = 3\n", 3, 1,
      "did you mean \"max_sessions\""},
     {"UnknownSection", "[deamon]\n", 1, 2, "did you mean \"daemon\""},
+    {"EngineUnknownKeyHint", "[engine]\nrealtime_prio = 5\n", 2, 1,
+     "did you mean \"realtime_priority\""},
+    {"EngineCpuNegative", "[engine]\ncpu = -1\n", 2, 7, "engine.cpu"},
+    {"EnginePriorityTooHigh", "[engine]\nrealtime_priority = 100\n", 2, 21,
+     "engine.realtime_priority"},
+    {"EngineLockMemoryNotBool", "[engine]\nlock_memory = \"yes\"\n", 2, 15, "engine.lock_memory"},
+    {"EngineNotTable", "engine = 1\n", 1, 10, "engine: expected a table"},
     {"UnknownSubTable", "[bfd.timers]\nx = 1\n", 1, 6, "unknown key \"timers\" in [bfd]"},
     {"SessionNotArray", "[session]\npeer = \"198.18.0.1\"\n", 1, 2, "write [[session]]"},
     {"DaemonNotTable", "daemon = 1\n", 1, 10, "expected a table"},

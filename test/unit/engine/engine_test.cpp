@@ -624,6 +624,27 @@ TEST_F(EngineTest, InterfaceBoundSessionOpens) {
 // TMR-20 plumbing: the one timer fires at microsecond precision (timerfd, no
 // ms rounding) and its lateness is measured. Figures are printed; the bound
 // asserted is generous (a shared CI machine).
+// [engine] cpu / realtime_priority reach the engine thread; what cannot be
+// applied is named (the daemon refuses to start with it).
+TEST_F(EngineTest, RealtimeOptionsAppliedToTheEngineThread) {
+  start();
+  config::EngineConfig rt;
+  EXPECT_EQ(engine_->apply_realtime(rt), "");  // nothing asked: nothing done
+  rt.cpu = 0;
+  EXPECT_EQ(engine_->apply_realtime(rt), "");
+  rt.cpu = 4095;
+  const std::string bad_cpu = engine_->apply_realtime(rt);
+  EXPECT_EQ(bad_cpu.rfind("cpu 4095: this machine has CPUs 0..", 0), 0u) << bad_cpu;
+  rt.cpu.reset();
+  rt.realtime_priority = 5;
+  const std::string prio = engine_->apply_realtime(rt);
+  if (::geteuid() == 0) {
+    EXPECT_EQ(prio, "");
+  } else {
+    EXPECT_NE(prio.find("realtime_priority 5"), std::string::npos) << prio;
+  }
+}
+
 TEST_F(EngineTest, TimerLatenessMeasured) {
   auto spec = session_spec("127.0.0.2", "127.0.0.1");
   spec.params.desired_min_tx = core::Duration{10'000};
