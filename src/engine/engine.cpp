@@ -37,9 +37,9 @@ using detail::to_asio;
 // SM-02: a dynamic session is kept at least one detection time after the last
 // packet, and never less than this.
 constexpr Duration kDynamicKeepMin{5'000'000};
-constexpr Duration kShutdownRepeat{50'000};
+// Graceful shutdown never takes longer than this (systemd's stop timeout
+// must cover it).
 constexpr Duration kShutdownCap{1'000'000};
-constexpr int kShutdownPackets = 3;
 constexpr int kPortAttempts = 64;
 constexpr Duration kDropLogInterval{1'000'000};
 
@@ -482,7 +482,6 @@ void Engine::Impl::send_packet(SessionSlot& s, const core::wire::ControlPacket& 
   const std::size_t n = core::wire::encode(p, buf);
   if (n != 0 && s.sock.send(std::span<const std::uint8_t>(buf.data(), n))) {
     ++stats.tx_packets;
-    if (s.shutdown_tracked) ++s.shutdown_sent;
   } else {
     ++stats.tx_errors;  // counted, not logged: a dead peer must not flood the log
   }
@@ -503,39 +502,52 @@ void Engine::Impl::begin_shutdown(core::Hold signal) {
   shutdown_started = now;
   for (auto& p : slots) {
     if (!p) continue;
-    p->shutdown_tracked = p->session->state() == State::Up;
-    p->shutdown_sent = 0;
+    const core::Session& ss = *p->session;
+    p->shutdown_tracked = ss.state() == State::Up;
+    // How long the peer takes to notice our silence by itself: its Detect
+    // Mult x max(its Required Min RX, the Desired Min TX it last heard from
+    // us), RFC 5880 §6.8.4. Waiting longer gains nothing: if the announcing
+    // packet was lost, the peer has timed us out by then anyway.
+    const Duration peer_detect =
+        std::max(ss.remote_min_rx(), ss.effective_desired_min_tx()) *
+        static_cast<std::int64_t>(std::max<std::uint8_t>(ss.remote_detect_mult(), 1));
+    p->shutdown_until = now + std::min(peer_detect, kShutdownCap);
   }
   log->info("engine: shutting down, signalling {} to every session", core::hold_name(signal));
-  set_hold(HoldSource::Shutdown, Selector{}, signal, 0,
-           "shutting down");  // first packet at once (SM-21)
+  // The change goes out at once (SM-21); after it each session keeps its own
+  // schedule (1 s while not Up, nothing if the peer asked for Required Min
+  // RX 0) instead of a burst of repeats.
+  set_hold(HoldSource::Shutdown, Selector{}, signal, 0, "shutting down");
   if (shutdown_complete(now)) return finish();
-  shutdown_tick();
+  shutdown_tick(now);
 }
 
-void Engine::Impl::shutdown_tick() {
-  shutdown_timer.expires_after(std::chrono::microseconds(kShutdownRepeat));
+// Wakes up when the next tracked session's wait ends (acks end it sooner:
+// on_packet checks shutdown_complete()).
+void Engine::Impl::shutdown_tick(TimePoint now) {
+  TimePoint next = shutdown_started + kShutdownCap;
+  for (const auto& p : slots) {
+    if (p && p->shutdown_tracked && !is_down(p->session->remote_state())) {
+      next = std::min(next, p->shutdown_until);
+    }
+  }
+  shutdown_timer.expires_after(
+      std::chrono::microseconds(std::max(next - now, Duration{0}).count()));
   shutdown_timer.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
-    const TimePoint now = clock.now();
-    if (shutdown_complete(now)) return finish();
-    for (auto& p : slots) {
-      if (!p || !p->shutdown_tracked || p->shutdown_sent >= kShutdownPackets) continue;
-      if (is_down(p->session->remote_state())) continue;
-      send_packet(*p, p->session->current_packet());
-    }
-    if (shutdown_complete(now)) return finish();
-    shutdown_tick();
+    const TimePoint t = clock.now();
+    if (shutdown_complete(t)) return finish();
+    shutdown_tick(t);
   });
 }
 
-// Every session that was Up sent >= 3 shutdown packets or saw the peer
-// acknowledge (its state Down/AdminDown), or ~1 s passed.
+// Every session that was Up saw its peer acknowledge (Down/AdminDown) or
+// waited one peer detection time, or kShutdownCap passed.
 bool Engine::Impl::shutdown_complete(TimePoint now) const {
   if (now - shutdown_started >= kShutdownCap) return true;
-  return std::all_of(slots.begin(), slots.end(), [](const auto& p) {
-    return !p || !p->shutdown_tracked || p->shutdown_sent >= kShutdownPackets ||
-           is_down(p->session->remote_state());
+  return std::all_of(slots.begin(), slots.end(), [now](const auto& p) {
+    return !p || !p->shutdown_tracked || is_down(p->session->remote_state()) ||
+           now >= p->shutdown_until;
   });
 }
 

@@ -78,9 +78,10 @@ struct SessionSlot {
   std::uint8_t hold_diag = 0;
   std::string hold_reason;  // reason of the winning rule
   core::TimePoint created{};
-  // Graceful shutdown bookkeeping.
+  // Graceful shutdown bookkeeping: a session that was Up is waited for until
+  // its peer acknowledges (Down/AdminDown) or shutdown_until passes.
   bool shutdown_tracked = false;
-  int shutdown_sent = 0;
+  core::TimePoint shutdown_until{};
 };
 
 }  // namespace detail
@@ -187,7 +188,7 @@ struct Engine::Impl {
   std::vector<SessionSnapshot> sessions();
   EngineStats get_stats();
   void begin_shutdown(core::Hold signal);
-  void shutdown_tick();
+  void shutdown_tick(core::TimePoint now);
   bool shutdown_complete(core::TimePoint now) const;
   void finish();
 

@@ -152,9 +152,11 @@ class Engine {
   // heartbeats resume. Checked every failsafe_timeout / 4 on the engine loop.
   void heartbeat() noexcept;
 
-  // Graceful stop: every Up session sends `signal` (Down diag 5... or
-  // AdminDown diag 7) for at least 3 packets or until the peer acknowledges,
-  // at most ~1 s in total; then the loop stops. Blocks until done.
+  // Graceful stop: every Up session announces `signal` (Down diag 5, or
+  // AdminDown diag 7) at once and then keeps its own schedule (1 s while not
+  // Up; none if the peer asked for Required Min RX 0); the engine waits until
+  // each peer acknowledges (Down/AdminDown) or one peer detection time passes,
+  // at most 1 s in total; then the loop stops. Blocks until done.
   void shutdown(core::Hold signal);
   // Stops the loop at once and joins the thread.
   void stop();
