@@ -55,6 +55,10 @@ void load_engine(const toml::table& table, Config& config, Diagnostics& diag) {
   if (auto prio = r.get_int("realtime_priority", 0, 99))
     e.realtime_priority = static_cast<int>(*prio);
   if (auto lock = r.get_bool("lock_memory")) e.lock_memory = *lock;
+  if (auto slot = r.get_duration("timer_slot", core::Duration{1}, core::Duration{1'000},
+                                 "use \"1us\" to serve every deadline on its own")) {
+    e.timer_slot = *slot;
+  }
   r.report_unknown();
 }
 

@@ -109,6 +109,7 @@ SessionParams sanitized(SessionParams p) {
   if (p.detect_mult == 0) p.detect_mult = 1;
   p.desired_min_tx = std::max(p.desired_min_tx, Duration{1});
   p.required_min_rx = std::max(p.required_min_rx, Duration{0});
+  p.tx_slack = std::clamp(p.tx_slack, Duration{0}, Duration{10'000});
   return p;
 }
 
@@ -376,10 +377,12 @@ Duration Session::target_desired_min_tx() const {
   return params_.desired_min_tx;
 }
 
-Duration Session::min_gap(Duration interval) {
-  // The lower bound of jittered(): ceil(75 %).
+Duration Session::min_gap(Duration interval) const {
+  // The lower bound of jittered(): ceil(75 %), plus the slack by which the
+  // packet may be sent before its deadline, but never above the upper bound.
   const std::int64_t us = std::max<std::int64_t>(interval.count(), 1);
-  return Duration{(us * 75 + 99) / 100};
+  const std::int64_t hi = params_.detect_mult == 1 ? us * 90 / 100 : us;
+  return Duration{std::min((us * 75 + 99) / 100 + params_.tx_slack.count(), hi)};
 }
 
 Duration Session::jittered(Duration interval) {
@@ -518,7 +521,7 @@ void Session::update_timers(TimePoint now) {
 void Session::finish(Effects& fx, TimePoint now, bool immediate, bool final) {
   sync_timers(now);
   update_timers(now);
-  const bool due = v_.next_tx <= now;
+  const bool due = v_.next_tx <= now + params_.tx_slack;
   if (!can_send_any() || !(immediate || final || due)) return;
   fx.send = build_packet(final);
   if (fx.send->poll) v_.last_poll_tx = now;

@@ -203,6 +203,7 @@ void Engine::Impl::create_configured(const config::SessionSpec& spec, TimePoint 
   }
   core::SessionParams params = spec.params;
   params.passive = spec.passive;
+  params.tx_slack = cfg.engine.timer_slot;
   s.session.emplace(*discr, params, now, rng());
   table.insert(id, *discr, key);
   ++live;
@@ -241,7 +242,8 @@ void Engine::Impl::on_timer(std::uint64_t gen) {
       explicit Serving(bool& f) : flag(f) { flag = true; }
       ~Serving() { flag = false; }
     } serving(in_timer);
-    sched.pop_due(now, [&](Scheduler::Id id, TimePoint deadline) {
+    // Everything due within the slot is served in this one wake-up.
+    sched.pop_due(now + cfg.engine.timer_slot, [&](Scheduler::Id id, TimePoint deadline) {
       const Duration late = std::max(now - deadline, Duration{0});
       ++stats.timer_fires;
       stats.timer_lateness_total += late;
@@ -259,7 +261,9 @@ void Engine::Impl::on_due(std::uint32_t id, TimePoint now) {
     remove_slot(id, "peer silent");
     return;
   }
-  if (s.session->next_deadline() <= now) carry_out(s, s.session->expire(now));
+  if (s.session->next_deadline() <= now + cfg.engine.timer_slot) {
+    carry_out(s, s.session->expire(now));
+  }
   rearm_slot(s);
 }
 
@@ -387,6 +391,7 @@ void Engine::Impl::try_accept(const core::wire::ControlPacket& pkt, const detail
   // session drops it, nothing was created (PKT-11).
   core::SessionParams params = a.params;
   params.passive = true;
+  params.tx_slack = cfg.engine.timer_slot;
   core::Session session(*discr, params, now, rng());
   core::Effects fx_hold;
   if (eh.hold != core::Hold::None) fx_hold = session.set_hold(eh.hold, eh.diag, now);

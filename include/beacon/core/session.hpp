@@ -34,6 +34,12 @@ struct SessionParams {
   Duration required_min_rx{50'000};  // bfd.RequiredMinRxInterval
   std::uint8_t detect_mult = 3;      // bfd.DetectMult, never 0
   bool passive = false;              // §6.1: send nothing until the peer speaks
+  // A transmit deadline this close ahead counts as due: the engine serves all
+  // deadlines of a short slot in one wake-up. The jitter's lower bound is
+  // raised by as much, so a packet sent up to tx_slack early still leaves at
+  // least 75 % of the interval after the previous one (§6.8.7). Detection
+  // and expiry deadlines are never served early.
+  Duration tx_slack{0};
 };
 
 // One transition, for logs and clients (SM-25). `reason` is a static string.
@@ -93,8 +99,9 @@ class Session {
   // Applies steps 10-22. On drop, Effects::drop says why and nothing changed.
   Effects receive(const wire::ControlPacket& pkt, TimePoint now);
 
-  // Call when now >= next_deadline(): periodic transmit, detection timeout
-  // (diag 1), remote-state expiry (DIS-05, TMR-17).
+  // Call when now + params().tx_slack >= next_deadline(): periodic transmit
+  // (due within the slack), detection timeout (diag 1), remote-state expiry
+  // (DIS-05, TMR-17) (both due only at their deadline).
   Effects expire(TimePoint now);
 
   // Local hold (bfdctl set-state, health policy, shutdown). Takes effect at
@@ -185,7 +192,7 @@ class Session {
   Duration periodic_interval() const;
   Duration target_desired_min_tx() const;
   Duration jittered(Duration interval);
-  static Duration min_gap(Duration interval);
+  Duration min_gap(Duration interval) const;
   wire::ControlPacket build_packet(bool final) const;
   void enter_state(wire::State next, int diag, std::string_view reason, TimePoint now, Effects& fx);
   bool run_fsm(FsmEvent event, TimePoint now, Effects& fx);

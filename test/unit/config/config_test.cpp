@@ -113,10 +113,13 @@ TEST(ConfigLoad, DefaultsApplied) {
   EXPECT_FALSE(c.engine.cpu);
   EXPECT_EQ(c.engine.realtime_priority, 0);
   EXPECT_FALSE(c.engine.lock_memory);
+  EXPECT_EQ(c.engine.timer_slot, Duration{50});
 }
 
 TEST(ConfigLoad, EngineRealtimeOptions) {
-  Config c = load_ok("[engine]\ncpu = 1\nrealtime_priority = 50\nlock_memory = true\n");
+  Config c = load_ok(
+      "[engine]\ncpu = 1\nrealtime_priority = 50\nlock_memory = true\ntimer_slot = \"200us\"\n");
+  EXPECT_EQ(c.engine.timer_slot, Duration{200});
   ASSERT_TRUE(c.engine.cpu);
   EXPECT_EQ(*c.engine.cpu, 1u);
   EXPECT_EQ(c.engine.realtime_priority, 50);
@@ -250,6 +253,8 @@ const BadCase kBadCases[] = {
      "engine.realtime_priority"},
     {"EngineLockMemoryNotBool", "[engine]\nlock_memory = \"yes\"\n", 2, 15, "engine.lock_memory"},
     {"EngineNotTable", "engine = 1\n", 1, 10, "engine: expected a table"},
+    {"EngineTimerSlotTooLong", "[engine]\ntimer_slot = \"2ms\"\n", 2, 14,
+     "engine.timer_slot: \"2ms\" is out of range 1us..1ms"},
     {"UnknownSubTable", "[bfd.timers]\nx = 1\n", 1, 6, "unknown key \"timers\" in [bfd]"},
     {"SessionNotArray", "[session]\npeer = \"198.18.0.1\"\n", 1, 2, "write [[session]]"},
     {"DaemonNotTable", "daemon = 1\n", 1, 10, "expected a table"},

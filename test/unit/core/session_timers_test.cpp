@@ -532,6 +532,61 @@ TEST(SessionTimers, TMR02_PacketAfterAnAnnouncedChangeCountsFromIt) {
   }
 }
 
+// Coalesced wake-ups: with tx_slack the engine may serve a transmit deadline
+// up to the slack early; the jitter's lower bound grows by as much, so the
+// packets as sent are still never closer than 75 % of the interval. Detection
+// is never served early.
+TEST(SessionTimers, TMR02_TxSlackSendsEarlyButNeverCloserThan75Percent) {
+  auto prm = params(ms(10), ms(10));
+  prm.tx_slack = Duration{200};
+  SessionDriver d(prm);
+  auto p = patient_peer(State::Down);
+  p.required_min_rx_us = 10'000;
+  d.bring_up(p);
+  const TimePoint from = d.now();
+  std::uint64_t rng = 11;
+  for (int i = 0; i < 20'000; ++i) {
+    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    // Served anywhere from 200 us early to 2 ms late.
+    const auto offset = static_cast<std::int64_t>((rng >> 33) % 2'200) - 200;
+    d.clock().advance_to(std::max(d.now(), d.s().next_deadline() + Duration{offset}));
+    d.record(d.s().expire(d.now()));
+  }
+  const auto gaps = non_final_gaps(d.sent(), from);
+  ASSERT_GT(gaps.size(), 15'000u);
+  EXPECT_GE(*std::min_element(gaps.begin(), gaps.end()), Duration{7'500});
+  EXPECT_LE(*std::max_element(gaps.begin(), gaps.end()), ms(10) + ms(2) + Duration{200});
+}
+
+TEST(SessionTimers, TxSlackDoesNotServeATransmitDeadlineBeyondIt) {
+  auto prm = params(ms(10), ms(10));
+  prm.tx_slack = Duration{200};
+  SessionDriver d(prm);
+  auto p = patient_peer(State::Down);
+  p.required_min_rx_us = 10'000;
+  d.bring_up(p);
+  d.run_for(ms(50));
+  const TimePoint dl = d.s().next_deadline();
+  d.clock().advance_to(dl - Duration{201});
+  EXPECT_FALSE(d.record(d.s().expire(d.now())).send);
+  d.clock().advance_to(dl - Duration{200});
+  EXPECT_TRUE(d.record(d.s().expire(d.now())).send);
+}
+
+TEST(SessionTimers, TxSlackNeverDeclaresDetectionEarly) {
+  auto prm = params(ms(10), ms(10));
+  prm.tx_slack = Duration{1'000};
+  SessionDriver d(prm);
+  d.bring_up(peer(State::Down));
+  ASSERT_EQ(d.s().state(), State::Up);
+  const TimePoint last = *d.s().last_rx();
+  const Duration dt = d.s().detection_time();
+  d.run_until(last + dt - Duration{1});  // served with the slack: still Up
+  EXPECT_EQ(d.s().state(), State::Up);
+  d.run_until(last + dt);
+  EXPECT_EQ(d.s().state(), State::Down);
+}
+
 // A hold while Up: the announcing Down packet, then the slow schedule from it.
 TEST(SessionTimers, TMR02_HoldAnnouncementRebasesTheSchedule) {
   SessionDriver d(params(ms(10), ms(10)));
