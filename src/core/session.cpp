@@ -267,6 +267,11 @@ Effects Session::set_params(const SessionParams& params, TimePoint now) {
   return fx;
 }
 
+void Session::defer_first_packet(TimePoint at) {
+  if (counters_.tx_packets != 0 || v_.last_periodic_tx || v_.next_tx == TimePoint::max()) return;
+  v_.next_tx = std::max(v_.next_tx, at);
+}
+
 wire::ControlPacket Session::current_packet() const {
   return build_packet(false);
 }

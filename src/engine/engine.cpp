@@ -205,6 +205,19 @@ void Engine::Impl::create_configured(const config::SessionSpec& spec, TimePoint 
   params.passive = spec.passive;
   params.tx_slack = cfg.engine.timer_slot;
   s.session.emplace(*discr, params, now, rng());
+  // A random initial phase: thousands of configured sessions must not all
+  // send their first packet in the same instant (one wake-up, thousands of
+  // sendto calls, receive starved meanwhile). The spread grows with the
+  // number of sessions, 100 us each, up to the 1 s slow rate, so a small
+  // configuration still speaks at once.
+  {
+    const auto spread_us = std::min<std::int64_t>(
+        static_cast<std::int64_t>(cfg.sessions.size()) * 100, core::kOneSecond.count());
+    if (spread_us > 1) {
+      const auto phase = static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(spread_us));
+      s.session->defer_first_packet(now + Duration{phase});
+    }
+  }
   table.insert(id, *discr, key);
   ++live;
   log->info("peer {} group {}: session created ({}{}, discriminator {}, source port {})",

@@ -111,6 +111,12 @@ class Session {
   // New configured timers; changes while Up go through a Poll (TMR-05..10).
   Effects set_params(const SessionParams& params, TimePoint now);
 
+  // Before the first packet went out: move the first periodic packet to `at`
+  // (later than now), so that many sessions started together spread their
+  // first packets instead of sending them all in the same instant. A no-op
+  // once anything was sent or when not sending periodically.
+  void defer_first_packet(TimePoint at);
+
   // The packet the session would send right now (shutdown bursts, tests).
   // Does not change state or counters.
   wire::ControlPacket current_packet() const;

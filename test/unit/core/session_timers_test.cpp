@@ -587,6 +587,23 @@ TEST(SessionTimers, TxSlackNeverDeclaresDetectionEarly) {
   EXPECT_EQ(d.s().state(), State::Down);
 }
 
+// Start-up spread: the first packet may be deferred (many sessions started at
+// once), and only the first one.
+TEST(SessionTimers, FirstPacketCanBeDeferredOnlyBeforeAnythingWasSent) {
+  SessionDriver d(params(ms(10), ms(10)));
+  EXPECT_EQ(d.s().next_deadline(), d.now());  // an active session is due at once
+  d.s().defer_first_packet(d.now() + ms(300));
+  EXPECT_EQ(d.s().next_deadline(), d.now() + ms(300));
+  d.run_for(ms(299));
+  EXPECT_TRUE(d.sent().empty());
+  d.run_for(ms(1));
+  ASSERT_EQ(d.sent().size(), 1u);
+  // Once it spoke, the schedule is its own.
+  const TimePoint next = d.s().next_deadline();
+  d.s().defer_first_packet(next + ms(500));
+  EXPECT_EQ(d.s().next_deadline(), next);
+}
+
 // A hold while Up: the announcing Down packet, then the slow schedule from it.
 TEST(SessionTimers, TMR02_HoldAnnouncementRebasesTheSchedule) {
   SessionDriver d(params(ms(10), ms(10)));
