@@ -472,6 +472,14 @@ TEST(SessionTimers, TMR20_FarBehindResyncsToNow) {
   EXPECT_GE(d.s().next_deadline(), d.now() + Duration{7'500});
 }
 
+// Up at 10 ms both ways with a patient peer (no timeout for a long while).
+void up_at_10ms(SessionDriver& d) {
+  auto p = patient_peer(State::Down);
+  p.required_min_rx_us = 10'000;
+  d.bring_up(p);
+  ASSERT_EQ(d.s().tx_interval(), ms(10));
+}
+
 // ------------------------------------------------ §6.8.7 75 % gap, as sent
 
 // Gaps between consecutive packets that are not Finals, as they left.
@@ -491,10 +499,7 @@ std::vector<Duration> non_final_gaps(const std::vector<test::SentPacket>& sent, 
 // interval, which counting the next slot from the missed deadline breaks.
 TEST(SessionTimers, TMR02_LateWakeUpsNeverSendTwoPacketsCloserThan75Percent) {
   SessionDriver d(params(ms(10), ms(10)));
-  auto p = patient_peer(State::Down);
-  p.required_min_rx_us = 10'000;
-  d.bring_up(p);
-  ASSERT_EQ(d.s().tx_interval(), ms(10));
+  up_at_10ms(d);
   const TimePoint from = d.now();
   std::uint64_t rng = 7;
   for (int i = 0; i < 20'000; ++i) {
@@ -540,9 +545,7 @@ TEST(SessionTimers, TMR02_TxSlackSendsEarlyButNeverCloserThan75Percent) {
   auto prm = params(ms(10), ms(10));
   prm.tx_slack = Duration{200};
   SessionDriver d(prm);
-  auto p = patient_peer(State::Down);
-  p.required_min_rx_us = 10'000;
-  d.bring_up(p);
+  up_at_10ms(d);
   const TimePoint from = d.now();
   std::uint64_t rng = 11;
   for (int i = 0; i < 20'000; ++i) {
@@ -562,9 +565,7 @@ TEST(SessionTimers, TxSlackDoesNotServeATransmitDeadlineBeyondIt) {
   auto prm = params(ms(10), ms(10));
   prm.tx_slack = Duration{200};
   SessionDriver d(prm);
-  auto p = patient_peer(State::Down);
-  p.required_min_rx_us = 10'000;
-  d.bring_up(p);
+  up_at_10ms(d);
   d.run_for(ms(50));
   const TimePoint dl = d.s().next_deadline();
   d.clock().advance_to(dl - Duration{201});

@@ -284,6 +284,20 @@ TEST_F(ProtocolTest, RegistryAcceptsNewCommandsAndTheirFields) {
   EXPECT_NE(std::find(names.begin(), names.end(), "echo"), names.end());
 }
 
+// One line in, one JSON object line out with a boolean "ok" (and a string
+// "error" when refused), never an exception.
+void expect_well_formed(Dispatcher& d, const std::string& line) {
+  std::string out;
+  ASSERT_NO_THROW(out = d.handle(line)) << line.substr(0, 80);
+  json r;
+  ASSERT_NO_THROW(r = json::parse(out)) << out;
+  ASSERT_TRUE(r.is_object());
+  ASSERT_TRUE(r.at("ok").is_boolean());
+  if (!r["ok"].get<bool>()) {
+    EXPECT_TRUE(r.at("error").is_string());
+  }
+}
+
 // Seeded random garbage and mutated valid requests: always one JSON object
 // line with a boolean "ok", never an exception, never a backend change unless
 // the mutation still spells a valid request.
@@ -299,15 +313,7 @@ TEST_F(ProtocolTest, RandomInputAlwaysGetsAWellFormedResponse) {
       line = valid;
       for (int m = 0; m < 3; ++m) line[rng() % line.size()] = static_cast<char>(rng() % 128);
     }
-    std::string out;
-    ASSERT_NO_THROW(out = dispatcher_.handle(line));
-    json r;
-    ASSERT_NO_THROW(r = json::parse(out)) << out;
-    ASSERT_TRUE(r.is_object());
-    ASSERT_TRUE(r.at("ok").is_boolean());
-    if (!r["ok"].get<bool>()) {
-      EXPECT_TRUE(r.at("error").is_string());
-    }
+    expect_well_formed(dispatcher_, line);
   }
 }
 
@@ -351,17 +357,7 @@ TEST_F(ProtocolTest, HostileSeedsAndTheirMutationsGetAWellFormedResponse) {
       R"({"cmd":"sessions","n":)" + deep_array + "}",
       R"({"cmd":"groups","n":1e400,"id":"after"})",
   };
-  auto check = [&](const std::string& line) {
-    std::string out;
-    ASSERT_NO_THROW(out = dispatcher_.handle(line)) << line.substr(0, 80);
-    json r;
-    ASSERT_NO_THROW(r = json::parse(out)) << out;
-    ASSERT_TRUE(r.is_object());
-    ASSERT_TRUE(r.at("ok").is_boolean());
-    if (!r["ok"].get<bool>()) {
-      EXPECT_TRUE(r.at("error").is_string());
-    }
-  };
+  auto check = [&](const std::string& line) { expect_well_formed(dispatcher_, line); };
   for (const auto& seed : seeds) check(seed);
   // The exact requests of the field report are refused as invalid JSON.
   for (const char* line : {R"({"cmd":"groups","n":-1e400})", R"({"cmd":"groups","n":1e999999})"}) {
