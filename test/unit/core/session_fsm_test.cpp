@@ -404,6 +404,19 @@ TEST(SessionFsm, PKT30_DroppedPacketsDoNotRestartDetection) {
   EXPECT_EQ(d.s().counters().detect_timeouts, 1u);
 }
 
+TEST(SessionFsm, SM21_DetectionExpiryAnnouncesDownAtOnce) {
+  SessionDriver d(fast());
+  d.bring_up();
+  const TimePoint expiry = *d.s().last_rx() + d.s().detection_time();
+  d.run_until(expiry);
+  ASSERT_EQ(d.s().state(), State::Down);
+  ASSERT_FALSE(d.sent().empty());
+  const auto& last = d.sent().back();
+  EXPECT_EQ(last.at, expiry);  // not at the next (slow) periodic slot
+  EXPECT_EQ(last.pkt.state, State::Down);
+  EXPECT_EQ(last.pkt.diag, 1);
+}
+
 TEST(SessionFsm, PKT24_RemoteVariablesStoredAndReflected) {
   SessionDriver d(fast());
   auto p = peer(State::Down);
