@@ -477,6 +477,20 @@ class Lb:
         self.ns.ip("link", "set", CHECKED_IF, "up" if up else "down", check=check)
 
 
+class LabTestMixin:
+    """For unittest cases holding a HealthLab in `self.hl`: lb1/lb2 shortcuts."""
+
+    hl: "HealthLab"
+
+    @property
+    def lb1(self) -> Lb:
+        return self.hl.lb1
+
+    @property
+    def lb2(self) -> Lb:
+        return self.hl.lb2
+
+
 class HealthLab:
     """Builds the whole lab inside `lab` (a netlab.Lab). health=False starts the beacons
     without [[check]]/[[group]] (manual holds only, to validate the topology)."""

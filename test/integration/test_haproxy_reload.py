@@ -446,7 +446,7 @@ def haproxy_pids(ns: netlab.Netns) -> list[int]:
     return out
 
 
-class HaproxyReloadTest(unittest.TestCase):
+class HaproxyReloadTest(healthlab.LabTestMixin, unittest.TestCase):
     hl: healthlab.HealthLab
     lab: netlab.Lab
     history: RouteHistory
@@ -518,14 +518,6 @@ class HaproxyReloadTest(unittest.TestCase):
             netlab.log(f"--- BIRD log tail:\n{netlab.read_tail(self.hl.bird.log_path, 20)}")
 
     # ------------------------------------------------------------------ helpers
-
-    @property
-    def lb1(self) -> healthlab.Lb:
-        return self.hl.lb1
-
-    @property
-    def lb2(self) -> healthlab.Lb:
-        return self.hl.lb2
 
     @property
     def haproxy(self) -> ReloadableHaproxy:

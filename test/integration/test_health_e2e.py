@@ -59,7 +59,7 @@ DETECT_MS = INTERVAL_MS * MULT
 FAILSAFE_MS = 500
 STALL_MS = 3000
 
-class HealthE2ETest(unittest.TestCase):
+class HealthE2ETest(healthlab.LabTestMixin, unittest.TestCase):
     hl: healthlab.HealthLab
     lab: netlab.Lab
     loop: healthlab.ClientLoop
@@ -99,14 +99,6 @@ class HealthE2ETest(unittest.TestCase):
             netlab.log(f"--- BIRD log tail:\n{netlab.read_tail(self.hl.bird.log_path, 30)}")
 
     # ------------------------------------------------------------------ helpers
-
-    @property
-    def lb1(self) -> healthlab.Lb:
-        return self.hl.lb1
-
-    @property
-    def lb2(self) -> healthlab.Lb:
-        return self.hl.lb2
 
     def lb1_removed(self, hops: frozenset[str]) -> bool:
         return self.lb1.addr not in hops
