@@ -227,8 +227,7 @@ int serve(const config::Config& cfg, const sigset_t& signals,
         "control socket and health checks are dead: sending the shutdown signal ({}) to every "
         "peer and exiting with status {} (ops loop failure) so the supervisor restarts "
         "bfd-beacon",
-        cfg.daemon.shutdown_signal == core::Hold::AdminDown ? "admin-down" : "down",
-        kExitOpsLoopFailed);
+        core::hold_name(cfg.daemon.shutdown_signal), kExitOpsLoopFailed);
     ops_thread.join();
     // Nothing runs on `ops` any more: tear down on this thread.
     health.reset();
@@ -238,7 +237,7 @@ int serve(const config::Config& cfg, const sigset_t& signals,
     return kExitOpsLoopFailed;
   }
   log->info("received {}, shutting down (signal to peers: {})", strsignal(sig),
-            cfg.daemon.shutdown_signal == core::Hold::AdminDown ? "admin-down" : "down");
+            core::hold_name(cfg.daemon.shutdown_signal));
   asio::post(ops, [&] {
     health->stop();
     server.stop();

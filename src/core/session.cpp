@@ -382,12 +382,17 @@ Duration Session::target_desired_min_tx() const {
   return params_.desired_min_tx;
 }
 
+Duration Session::max_gap(Duration interval) const {
+  // The upper bound of jittered(): 100 %, or 90 % when our Detect Mult is 1.
+  const std::int64_t us = std::max<std::int64_t>(interval.count(), 1);
+  return Duration{params_.detect_mult == 1 ? us * 90 / 100 : us};
+}
+
 Duration Session::min_gap(Duration interval) const {
   // The lower bound of jittered(): ceil(75 %), plus the slack by which the
   // packet may be sent before its deadline, but never above the upper bound.
   const std::int64_t us = std::max<std::int64_t>(interval.count(), 1);
-  const std::int64_t hi = params_.detect_mult == 1 ? us * 90 / 100 : us;
-  return Duration{std::min((us * 75 + 99) / 100 + params_.tx_slack.count(), hi)};
+  return std::min(Duration{(us * 75 + 99) / 100} + params_.tx_slack, max_gap(interval));
 }
 
 Duration Session::jittered(Duration interval) {
@@ -398,10 +403,8 @@ Duration Session::jittered(Duration interval) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   z ^= z >> 31;
-  const std::int64_t us = std::max<std::int64_t>(interval.count(), 1);
   const std::int64_t lo = min_gap(interval).count();
-  std::int64_t hi = params_.detect_mult == 1 ? us * 90 / 100 : us;
-  hi = std::max(hi, lo);
+  const std::int64_t hi = max_gap(interval).count();  // >= lo: min_gap is capped by it
   const auto span = static_cast<std::uint64_t>(hi - lo + 1);
   return Duration{lo + static_cast<std::int64_t>(z % span)};
 }

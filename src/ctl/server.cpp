@@ -179,6 +179,8 @@ class Server::Impl::Connection : public std::enable_shared_from_this<Connection>
     owner.log_->error("control connection {}: request failed: {}; closing the connection", id_,
                       what);
     in_.clear();
+    // A literal, not dump_json(): this runs after an exception (perhaps out of
+    // memory) and must not throw again.
     out_ =
         R"({"ok":false,"error":"internal error while handling the request; closing connection"})";
     out_ += '\n';

@@ -40,10 +40,7 @@ void global_init_once() {
 using detail::effective_timeout;
 using detail::ms_text;
 
-// Retry back-off within one run: 5, 10, 20, 40 ms, then 40 ms; an attempt
-// needs at least 10 ms of the timeout left to be worth starting.
-constexpr core::Duration kRetryMin{5'000};
-constexpr core::Duration kRetryMax{40'000};
+// A retry needs at least 10 ms of the timeout left to be worth starting.
 constexpr core::Duration kRetryMinBudget{10'000};
 
 class HttpImpl : public std::enable_shared_from_this<HttpImpl> {
@@ -145,14 +142,10 @@ class HttpImpl : public std::enable_shared_from_this<HttpImpl> {
   }
 
   bool retry(Result& r) {
-    const core::Duration delay =
-        std::min(kRetryMax, core::Duration(kRetryMin.count() << std::min(retries_, 3u)));
+    const core::Duration delay = detail::retry_delay(retries_);
     const core::Duration left = timeout_ - elapsed() - delay;
     if (left < kRetryMinBudget) {
-      if (retries_ > 0) {
-        r.reason +=
-            " (after " + std::to_string(retries_) + (retries_ == 1 ? " retry)" : " retries)");
-      }
+      r.reason += detail::retries_text(retries_);
       return false;
     }
     ++retries_;
@@ -259,7 +252,6 @@ class HttpImpl : public std::enable_shared_from_this<HttpImpl> {
       Result r = make_result(code);
       detach_easy();
       if (transient(code) && retry(r)) return;
-      r.latency = elapsed();
       finish(std::move(r));
       return;  // finish() may have started a new transfer; stop reading stale messages
     }

@@ -54,7 +54,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <charconv>
 #include <chrono>
-#include <fstream>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -120,21 +119,7 @@ PidRead read_pidfile(const std::string& path) {
   return out;
 }
 
-// State letter from /proc/PID/stat ('R', 'S', 'Z', ...), 0 if unreadable.
-char proc_state(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) return 0;
-  const auto rp = line.rfind(')');  // comm may contain spaces and ')'
-  if (rp == std::string::npos || rp + 2 >= line.size()) return 0;
-  return line[rp + 2];
-}
-
-bool dead_state(char st) {
-  return st == 0 || st == 'Z' || st == 'X' || st == 'x';
-}
-
-// Whole small /proc file (comm, cmdline), "" if unreadable.
+// Whole small /proc file (stat, comm, cmdline), "" if unreadable.
 std::string read_proc(pid_t pid, const char* what, std::size_t max) {
   const std::string path = "/proc/" + std::to_string(pid) + "/" + what;
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -149,6 +134,18 @@ std::string read_proc(pid_t pid, const char* what, std::size_t max) {
   }
   ::close(fd);
   return out;
+}
+
+// State letter from /proc/PID/stat ('R', 'S', 'Z', ...), 0 if unreadable.
+char proc_state(pid_t pid) {
+  const std::string stat = read_proc(pid, "stat", 4096);
+  const auto rp = stat.rfind(')');  // comm may contain spaces and ')'
+  if (rp == std::string::npos || rp + 2 >= stat.size()) return 0;
+  return stat[rp + 2];
+}
+
+bool dead_state(char st) {
+  return st == 0 || st == 'Z' || st == 'X' || st == 'x';
 }
 
 struct ProcName {
@@ -278,17 +275,20 @@ class ProcessWatcher : public std::enable_shared_from_this<ProcessWatcher> {
       r.reason = pr.error;
       return r;
     }
-    if (dead_state(proc_state(pr.pid))) {
-      r.reason = not_running(pr.pid);
-      return r;
-    }
-    if (const ProcName n = proc_name(pr.pid); !name_matches(n, name_)) {
-      r.reason = not_ours(pr.pid, n);
+    if (std::string why = why_not_ours(pr.pid); !why.empty()) {
+      r.reason = std::move(why);
       return r;
     }
     r.status = Status::Pass;
     r.reason = running(pr.pid);
     return r;
+  }
+
+  // "" if `pid` is alive (not a zombie) and ours (HAProxy by name), else why not.
+  std::string why_not_ours(pid_t pid) const {
+    if (dead_state(proc_state(pid))) return not_running(pid);
+    if (const ProcName n = proc_name(pid); !name_matches(n, name_)) return not_ours(pid, n);
+    return {};
   }
 
   std::string not_ours(pid_t pid, const ProcName& n) const {
@@ -475,7 +475,7 @@ class ProcessWatcher : public std::enable_shared_from_this<ProcessWatcher> {
       const auto pid = static_cast<pid_t>(v);
       if (pid == old) continue;
       if (!hands_over_from(read_proc(pid, "cmdline", 64 * 1024), old)) continue;
-      if (dead_state(proc_state(pid)) || !name_matches(proc_name(pid), name_)) continue;
+      if (!why_not_ours(pid).empty()) continue;
       found = pid;
       break;
     }
@@ -492,14 +492,9 @@ class ProcessWatcher : public std::enable_shared_from_this<ProcessWatcher> {
                          : "pidfd_open(" + std::to_string(pid) + "): " + detail::errno_text(err);
       return -1;
     }
-    if (dead_state(proc_state(pid))) {
+    why = why_not_ours(pid);
+    if (!why.empty()) {
       ::close(fd);
-      why = not_running(pid);
-      return -1;
-    }
-    if (const ProcName n = proc_name(pid); !name_matches(n, name_)) {
-      ::close(fd);
-      why = not_ours(pid, n);
       return -1;
     }
     return fd;

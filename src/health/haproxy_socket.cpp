@@ -118,10 +118,6 @@ std::optional<BackendCount> count_servers(std::string_view text, std::string_vie
   return c;
 }
 
-// Retry back-off within one run: 5, 10, 20, 40 ms, then 40 ms.
-constexpr core::Duration kRetryMin{5'000};
-constexpr core::Duration kRetryMax{40'000};
-
 class SocketImpl : public std::enable_shared_from_this<SocketImpl> {
  public:
   SocketImpl(const boost::asio::any_io_executor& io, const config::CheckSpec& spec)
@@ -143,15 +139,17 @@ class SocketImpl : public std::enable_shared_from_this<SocketImpl> {
       return post_fail("invalid backend name \"" + first_line(spec_.backend) + "\"");
     }
     deadline_.expires_after(timeout_);
-    deadline_.async_wait([self = shared_from_this(),
-                          gen = generation_](boost::system::error_code ec) {
-      if (ec || gen != self->generation_) return;
-      if (self->retries_ > 0) {
-        return self->fail(self->last_retry_reason_ +
-                          self->retried_text(", timeout after " + detail::ms_text(self->timeout_)));
-      }
-      self->fail("timeout after " + detail::ms_text(self->timeout_));
-    });
+    deadline_.async_wait(
+        [self = shared_from_this(), gen = generation_](boost::system::error_code ec) {
+          if (ec || gen != self->generation_) return;
+          if (self->retries_ > 0) {
+            return self->fail(
+                self->last_retry_reason_ +
+                detail::retries_text(self->retries_,
+                                     ", timeout after " + detail::ms_text(self->timeout_)));
+          }
+          self->fail("timeout after " + detail::ms_text(self->timeout_));
+        });
     begin();
   }
 
@@ -175,9 +173,10 @@ class SocketImpl : public std::enable_shared_from_this<SocketImpl> {
   // room, and counts only if it persists.
   void retry_or_fail(std::string reason) {
     const auto elapsed = detail::since(started_);
-    const core::Duration delay =
-        std::min(kRetryMax, core::Duration(kRetryMin.count() << std::min(retries_, 3u)));
-    if (elapsed + delay + kRetryMin >= timeout_) return fail(reason + retried_text());
+    const core::Duration delay = detail::retry_delay(retries_);
+    if (elapsed + delay + detail::kRetryMin >= timeout_) {
+      return fail(reason + detail::retries_text(retries_));
+    }
     ++retries_;
     last_retry_reason_ = reason;
     boost::system::error_code ec;
@@ -189,13 +188,6 @@ class SocketImpl : public std::enable_shared_from_this<SocketImpl> {
           if (tec || gen != self->generation_) return;
           self->begin();
         });
-  }
-
-  // " (after 3 retries<extra>)", or "" before any retry.
-  std::string retried_text(const std::string& extra = {}) const {
-    if (retries_ == 0) return {};
-    return " (after " + std::to_string(retries_) + (retries_ == 1 ? " retry" : " retries") + extra +
-           ")";
   }
 
   static bool transient(const boost::system::error_code& ec) {

@@ -177,18 +177,26 @@ struct HealthManager::Impl {
   void start_check(std::size_t i) {
     CheckRt& c = *checks_[i];
     if (c.event_driven) {
-      try {
+      call_probe(i, [&] {
         c.probe->watch([this, i, gen = c.generation, w = std::weak_ptr<int>(alive_)](Result r) {
           if (w.expired() || stopped_ || checks_[i]->generation != gen) return;
           feed(i, std::move(r));
         });
-      } catch (const std::exception& e) {
-        report_fault(i, e.what());
-      } catch (...) {
-        report_fault(i, "unknown exception");
-      }
+      });
     } else {
       start_run(i);
+    }
+  }
+
+  // A call into check i's probe; what it throws is a fault of that check.
+  template <class F>
+  void call_probe(std::size_t i, F&& f) {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      report_fault(i, e.what());
+    } catch (...) {
+      report_fault(i, "unknown exception");
     }
   }
 
@@ -212,7 +220,8 @@ struct HealthManager::Impl {
     ++c.arm_seq;
     c.running = false;
     c.timer.cancel();
-    std::unique_ptr<Probe> retired = std::move(c.probe);
+    // Destroyed at the end of this handler, outside the probe's own frames.
+    const std::unique_ptr<Probe> retired = std::move(c.probe);
     if (retired) {
       try {
         retired->cancel();
@@ -238,10 +247,6 @@ struct HealthManager::Impl {
     for (std::size_t g : c.groups) {
       if (stopped_) return;
       recompute(g);
-    }
-    try {
-      retired.reset();
-    } catch (...) {
     }
     c.restart_timer.expires_after(backoff);
     c.restart_timer.async_wait(
@@ -334,16 +339,12 @@ struct HealthManager::Impl {
     // Backstop tick first: a probe may complete synchronously inside run(),
     // and its completion re-arms the timer.
     arm(i, c.started + c.next_delay());
-    try {
+    call_probe(i, [&] {
       c.probe->run([this, i, gen = c.generation, w = std::weak_ptr<int>(alive_)](Result r) {
         if (w.expired() || stopped_ || checks_[i]->generation != gen) return;
         on_run_done(i, std::move(r));
       });
-    } catch (const std::exception& e) {
-      report_fault(i, e.what());
-    } catch (...) {
-      report_fault(i, "unknown exception");
-    }
+    });
   }
 
   void on_run_done(std::size_t i, Result r) {

@@ -22,6 +22,22 @@ inline std::string ms_text(core::Duration d) {
   return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + "ms";
 }
 
+// Retrying a connection that failed during an HAProxy hand-over, within one
+// run's timeout: 5, 10, 20, 40 ms, then 40 ms after `retries` earlier tries.
+inline constexpr core::Duration kRetryMin{5'000};
+inline constexpr core::Duration kRetryMax{40'000};
+inline core::Duration retry_delay(unsigned retries) {
+  return std::min(kRetryMax, core::Duration(kRetryMin.count() << std::min(retries, 3u)));
+}
+
+// " (after 3 retries<extra>)", or "" before any retry: appended to the reason
+// of a failure that persisted.
+inline std::string retries_text(unsigned retries, const std::string& extra = {}) {
+  if (retries == 0) return {};
+  return " (after " + std::to_string(retries) + (retries == 1 ? " retry" : " retries") + extra +
+         ")";
+}
+
 inline core::Duration since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration_cast<core::Duration>(std::chrono::steady_clock::now() - start);
 }

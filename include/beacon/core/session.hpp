@@ -198,7 +198,8 @@ class Session {
   Duration periodic_interval() const;
   Duration target_desired_min_tx() const;
   Duration jittered(Duration interval);
-  Duration min_gap(Duration interval) const;
+  Duration min_gap(Duration interval) const;  // bounds of jittered()
+  Duration max_gap(Duration interval) const;
   wire::ControlPacket build_packet(bool final) const;
   void enter_state(wire::State next, int diag, std::string_view reason, TimePoint now, Effects& fx);
   bool run_fsm(FsmEvent event, TimePoint now, Effects& fx);
