@@ -117,16 +117,25 @@ class HoldRules {
     }
   }
 
+  // Returns the peer rules it cleared: sessions they matched outside `group`
+  // may change too.
   template <class PeerInGroup>
-  void set_group(HoldSource s, const std::string& group, Rule r, PeerInGroup&& peer_in_group) {
+  std::vector<PeerMatch> set_group(HoldSource s, const std::string& group, Rule r,
+                                   PeerInGroup&& peer_in_group) {
     auto& rs = rules_[index(s)];
-    std::erase_if(rs.peers, [&](const auto& p) { return peer_in_group(p.first, group); });
+    std::vector<PeerMatch> cleared;
+    std::erase_if(rs.peers, [&](const auto& p) {
+      if (!peer_in_group(p.first, group)) return false;
+      cleared.push_back(p.first);
+      return true;
+    });
     // An explicit None only matters when a broader rule exists.
     if (r.hold == core::Hold::None && !rs.all) {
       rs.groups.erase(group);
     } else {
       rs.groups[group] = r;
     }
+    return cleared;
   }
 
   void set_peer(HoldSource s, const PeerMatch& m, Rule r) {

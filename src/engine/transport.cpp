@@ -75,25 +75,6 @@ asio::ip::address from_in6(const in6_addr& a) {
 
 // ---------------------------------------------------------------- helpers
 
-asio::ip::address without_scope(const asio::ip::address& a) {
-  if (a.is_v6() && a.to_v6().scope_id() != 0) {
-    return asio::ip::address_v6(a.to_v6().to_bytes());
-  }
-  return a;
-}
-
-std::string address_text(const asio::ip::address& a, const std::string& interface) {
-  auto plain = without_scope(a).to_string();
-  if (a.is_v6() && a.to_v6().is_link_local()) {
-    if (!interface.empty()) return plain + "%" + interface;
-    if (a.to_v6().scope_id() != 0) {
-      auto name = interface_name(static_cast<unsigned>(a.to_v6().scope_id()));
-      return plain + "%" + (name.empty() ? std::to_string(a.to_v6().scope_id()) : name);
-    }
-  }
-  return plain;
-}
-
 unsigned interface_index(const std::string& name) {
   if (name.empty() || name.size() >= IF_NAMESIZE) return 0;
   return ::if_nametoindex(name.c_str());
@@ -239,10 +220,15 @@ bool Listener::open() {
   return true;
 }
 
-void Listener::start(RxBatch& batch, RxHandler* handler) {
+void Listener::start(RxBatch& batch, RxHandler* handler, std::function<void()> done) {
   batch_ = &batch;
   handler_ = handler;
+  done_ = std::move(done);
   wait();
+}
+
+void Listener::poll() {
+  if (desc_.is_open() && handler_ != nullptr) drain();
 }
 
 void Listener::close() {
@@ -256,6 +242,7 @@ void Listener::wait() {
                    [this](const boost::system::error_code& ec) {
                      if (ec) return;  // operation_aborted: closing
                      drain();
+                     if (done_) done_();
                      wait();
                    });
 }
@@ -373,6 +360,46 @@ bool SendSocket::send(std::span<const std::uint8_t> bytes) const {
   ssize_t n = ::sendto(fd_, bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
                        reinterpret_cast<const sockaddr*>(&dest_), dest_len_);
   return n == static_cast<ssize_t>(bytes.size());
+}
+
+}  // namespace beacon::engine::detail
+
+namespace beacon::engine::detail {
+
+// ---------------------------------------------------------------- SocketTransport
+
+std::optional<Transport::Path> SocketTransport::open_path(const PathSpec& spec,
+                                                          PathOpenError& err) {
+  auto sock = SendSocket::open(spec, err);
+  if (!sock) return std::nullopt;
+  Path p;
+  if (!free_.empty()) {
+    p = free_.back();
+    free_.pop_back();
+    sockets_[p] = std::move(*sock);
+  } else {
+    p = static_cast<Path>(sockets_.size());
+    sockets_.push_back(std::move(*sock));
+  }
+  return p;
+}
+
+void SocketTransport::close_path(Path p) {
+  if (p >= sockets_.size() || !sockets_[p].is_open()) return;
+  sockets_[p] = SendSocket();
+  free_.push_back(p);
+}
+
+bool SocketTransport::send(Path p, std::span<const std::uint8_t> bytes) {
+  return p < sockets_.size() && sockets_[p].send(bytes);
+}
+
+unsigned SocketTransport::interface_index(const std::string& name) const {
+  return detail::interface_index(name);
+}
+
+std::string SocketTransport::interface_name(unsigned ifindex) const {
+  return detail::interface_name(ifindex);
 }
 
 }  // namespace beacon::engine::detail

@@ -33,22 +33,13 @@
 #include <string>
 #include <vector>
 
+#include "beacon/engine/core.hpp"
+
 namespace beacon::engine::detail {
 
 namespace asio = boost::asio;
 
-// What the kernel told us about one received datagram.
-struct RxInfo {
-  asio::ip::address src;  // without scope id (ifindex carries it)
-  std::uint16_t src_port = 0;
-  asio::ip::address dst;  // destination address from packet info; unspecified if unknown
-  unsigned ifindex = 0;   // ingress interface; 0 if unknown
-  int ttl = -1;           // received TTL / hop limit; -1 if the kernel gave none
-  // SO_RXQ_OVFL: datagrams the kernel dropped on this socket so far (queue
-  // full), cumulative since the socket was opened; -1 if not reported.
-  std::int64_t kernel_drops = -1;
-  bool multihop = false;  // arrived on the multihop port
-};
+using RxInfo = engine::RxInfo;
 
 using RxHandler = std::function<void(std::span<const std::uint8_t>, const RxInfo&)>;
 
@@ -105,7 +96,12 @@ class Listener {
   // Returns false (without throwing) only when the address family is not
   // supported by the kernel (IPv6 disabled); throws StartupError otherwise.
   bool open();
-  void start(RxBatch& batch, RxHandler* handler);
+  // Watches the socket; each wake-up drains it (bounded) through `handler`,
+  // then calls `done` once.
+  void start(RxBatch& batch, RxHandler* handler, std::function<void()> done = {});
+  // Reads what is queued now (bounded) without waiting; for a loop that was
+  // stalled and wants queued packets counted before any timer is served.
+  void poll();
   void close();
   bool is_open() const { return desc_.is_open(); }
   bool v6() const { return v6_; }
@@ -124,24 +120,12 @@ class Listener {
   std::uint16_t port_;
   RxBatch* batch_ = nullptr;
   RxHandler* handler_ = nullptr;
+  std::function<void()> done_;
   ListenerStats stats_;
 };
 
-// Everything needed to open a session's send socket.
-struct SendSpec {
-  asio::ip::address peer;  // v6 link-local: scope id taken from ifindex
-  std::optional<asio::ip::address> local;
-  std::string interface;  // SO_BINDTODEVICE when non-empty
-  unsigned ifindex = 0;   // interface index (0: none); scope for link-local
-  bool multihop = false;
-  std::uint16_t source_port = 0;
-  std::uint16_t dest_port = 0;  // 0: 3784 / 4784 from `multihop`
-};
-
-struct SendOpenError {
-  int errnum = 0;       // EADDRINUSE: try another source port
-  std::string message;  // "cannot bind UDP 198.18.0.2:49152: Cannot assign requested address"
-};
+using SendSpec = PathSpec;
+using SendOpenError = PathOpenError;
 
 // A session's send socket: non-blocking, never connected (an ICMP error must
 // not swallow the next packet).
@@ -168,10 +152,23 @@ class SendSocket {
   socklen_t dest_len_ = 0;
 };
 
+// The per-session sockets behind the core's Transport seam: path i is
+// sockets_[i]. send() is immediate (sendto), flush() has nothing to do.
+class SocketTransport final : public Transport {
+ public:
+  std::optional<Path> open_path(const PathSpec& spec, PathOpenError& err) override;
+  void close_path(Path p) override;
+  bool send(Path p, std::span<const std::uint8_t> bytes) override;
+  unsigned interface_index(const std::string& name) const override;
+  std::string interface_name(unsigned ifindex) const override;
+
+ private:
+  std::vector<SendSocket> sockets_;
+  std::vector<Path> free_;
+};
+
 // Helpers shared with the engine.
 asio::ip::address without_scope(const asio::ip::address& a);
-// "198.18.0.1", "fe80::1%veth0" (scope by interface name when known).
-std::string address_text(const asio::ip::address& a, const std::string& interface);
 // Returns 0 when the interface does not exist.
 unsigned interface_index(const std::string& name);
 std::string interface_name(unsigned ifindex);  // "" if unknown

@@ -48,16 +48,21 @@ class Scheduler {
   // reaches one, so it runs at most size()-at-entry callbacks and always
   // terminates; next() then returns a deadline <= now and the engine calls
   // pop_due again from its event loop (after pending I/O). Not reentrant: f
-  // must not call pop_due.
+  // must not call pop_due. At most `limit` entries are served; returns how
+  // many were.
   template <class F>
-  void pop_due(core::TimePoint now, F&& f) {
+  std::size_t pop_due(core::TimePoint now, F&& f,
+                      std::size_t limit = static_cast<std::size_t>(-1)) {
     const std::uint64_t armed_before = next_seq_;
-    while (!heap_.empty()) {
+    std::size_t served = 0;
+    while (!heap_.empty() && served < limit) {
       const Entry e = heap_.front();
       if (e.deadline > now || e.seq >= armed_before) break;
       remove(e.id);
+      ++served;
       f(e.id, e.deadline);
     }
+    return served;
   }
 
  private:

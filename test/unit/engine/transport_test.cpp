@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <vector>
 
+#include "../../../src/engine/core_impl.hpp"
 #include "../../../src/engine/transport_impl.hpp"
 #include "beacon/engine/engine.hpp"
 #include "netns_peer.hpp"

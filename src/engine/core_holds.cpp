@@ -1,16 +1,19 @@
-// Engine holds (bfdctl, health verdicts, fail-safe, shutdown), the start-up
-// hold of health-managed groups, the fail-safe watch and the read-only views
-// (sessions(), stats()). Engine loop only, except where noted.
+// Engine core: holds (bfdctl, health verdicts, fail-safe, shutdown), the
+// start-up hold of health-managed groups, the fail-safe and the read-only
+// views (snapshots, stats).
 //
-// Start-up order and fail-safe (issue 3 items 4, 5): a group driven by health
-// checks is held Down by the Health source from open() until the health
-// manager's first verdict replaces that rule. Independently, a fail-safe
-// rule holds those groups Down while the heartbeat from the ops loop is stale;
-// the strongest source wins, so a stalled ops loop can never leave a group Up
-// on its last (possibly healthy) verdict.
+// Start-up order and fail-safe: a group driven by health checks is held Down
+// by the Health source from open() until the health manager's first verdict
+// replaces that rule. Independently, a fail-safe rule holds those groups Down
+// while the heartbeat from the ops loop is stale; the strongest source wins,
+// so a stalled ops loop can never leave a group Up on its last (possibly
+// healthy) verdict.
+//
+// Holds are applied through indexes (sessions by group, by peer address): a
+// verdict for one group touches that group's sessions, not every session.
 #include <fmt/format.h>
 
-#include "engine_impl.hpp"
+#include "core_impl.hpp"
 
 namespace beacon::engine {
 
@@ -55,16 +58,20 @@ std::string_view hold_source_name(HoldSource s) {
 
 // ================================================================ holds
 
-detail::HoldTarget Engine::Impl::target(const SessionSlot& s) const {
+detail::HoldTarget EngineCore::Impl::target(const SessionSlot& s) const {
   return detail::HoldTarget{s.peer, s.interface, s.ifindex, s.group};
 }
 
-void Engine::Impl::apply_hold(SessionSlot& s, TimePoint now) {
+void EngineCore::Impl::apply_hold(SessionSlot& s, TimePoint now) {
   detail::EffectiveHold eh = holds.effective(target(s));
   // Source and reason may change without any change on the wire (e.g. the
   // first health verdict replacing the start-up hold with the same diag).
   s.hold_source = eh.source;
-  s.hold_reason = eh.hold == core::Hold::None ? std::string() : std::move(eh.reason);
+  if (eh.hold == core::Hold::None) {
+    s.hold_reason.clear();
+  } else if (s.hold_reason != eh.reason) {
+    s.hold_reason = std::move(eh.reason);
+  }
   if (eh.hold == s.session->hold() && (eh.hold == core::Hold::None || eh.diag == s.hold_diag)) {
     return;
   }
@@ -73,61 +80,91 @@ void Engine::Impl::apply_hold(SessionSlot& s, TimePoint now) {
   rearm_slot(s);
 }
 
-void Engine::Impl::apply_all_holds() {
+template <class Ids>
+void EngineCore::Impl::apply_holds(const Ids& ids, TimePoint now) {
+  for (const std::uint32_t id : ids) {
+    if (id < slots.size() && slots[id]) apply_hold(*slots[id], now);
+  }
+}
+
+void EngineCore::Impl::apply_all_holds() {
   const TimePoint now = clock.now();
   for (auto& p : slots) {
     if (p) apply_hold(*p, now);
   }
 }
 
-HoldResult Engine::Impl::set_hold(HoldSource source, const Selector& sel, core::Hold hold,
-                                  std::uint8_t diag, std::string reason) {
+void EngineCore::Impl::apply_group_holds(std::string_view group, TimePoint now) {
+  if (auto it = by_group.find(group); it != by_group.end()) {
+    const std::vector<std::uint32_t> ids = it->second;  // apply_hold never re-indexes
+    apply_holds(ids, now);
+  }
+}
+
+void EngineCore::Impl::apply_peer_holds(const detail::PeerMatch& m, TimePoint now) {
+  if (auto it = by_peer.find(m.addr); it != by_peer.end()) {
+    const std::vector<std::uint32_t> ids = it->second;
+    apply_holds(ids, now);
+  }
+}
+
+bool EngineCore::Impl::group_known(std::string_view g) const {
+  return std::binary_search(known_groups.begin(), known_groups.end(), g) ||
+         by_group.find(g) != by_group.end();
+}
+
+HoldResult EngineCore::Impl::set_hold(HoldSource source, const Selector& sel, core::Hold hold,
+                                      std::uint8_t diag, std::string reason) {
   HoldResult r;
   if (static_cast<std::size_t>(source) >= static_cast<std::size_t>(HoldSource::Count)) {
     r.error = "invalid hold source";
     return r;
   }
+  const TimePoint now = clock.now();
   const std::uint8_t eff_diag = detail::default_diag(hold, diag);
   const detail::HoldRules::Rule rule{hold, eff_diag, hold == core::Hold::None ? "" : reason};
   switch (sel.kind) {
     case Selector::Kind::All:
       r.matched = live;
       holds.set_all(source, rule);
+      apply_all_holds();
       break;
     case Selector::Kind::Group: {
-      for (const auto& p : slots) r.matched += (p && p->group == sel.value) ? 1 : 0;
-      const bool known = r.matched != 0 ||
-                         std::any_of(cfg.sessions.begin(), cfg.sessions.end(),
-                                     [&](const auto& s) { return s.group == sel.value; }) ||
-                         std::any_of(cfg.accepts.begin(), cfg.accepts.end(),
-                                     [&](const auto& a) { return a.group == sel.value; }) ||
-                         std::any_of(cfg.groups.begin(), cfg.groups.end(),
-                                     [&](const auto& g) { return g.name == sel.value; });
-      if (!known && hold != core::Hold::None) {
+      const auto members = by_group.find(sel.value);
+      r.matched = members == by_group.end() ? 0 : members->second.size();
+      if (!group_known(sel.value) && hold != core::Hold::None) {
         r.error = "no session in group \"" + sel.value + "\"";
         return r;
       }
-      holds.set_group(source, sel.value, rule,
-                      [&](const detail::PeerMatch& m, const std::string& g) {
-                        return std::any_of(slots.begin(), slots.end(), [&](const auto& p) {
-                          return p && p->group == g && detail::peer_matches(m, target(*p));
-                        });
-                      });
+      const auto cleared = holds.set_group(
+          source, sel.value, rule, [&](const detail::PeerMatch& m, const std::string& g) {
+            const auto it = by_peer.find(m.addr);
+            if (it == by_peer.end()) return false;
+            return std::any_of(it->second.begin(), it->second.end(), [&](auto id) {
+              const SessionSlot& s = *slots[id];
+              return s.group == g && detail::peer_matches(m, target(s));
+            });
+          });
+      apply_group_holds(sel.value, now);
+      for (const auto& m : cleared) apply_peer_holds(m, now);
       break;
     }
     case Selector::Kind::Peer: {
       auto m = detail::parse_peer_selector(sel.value, r.error);
       if (!m) return r;
-      for (const auto& p : slots) r.matched += (p && detail::peer_matches(*m, target(*p))) ? 1 : 0;
+      if (auto it = by_peer.find(m->addr); it != by_peer.end()) {
+        for (auto id : it->second)
+          r.matched += detail::peer_matches(*m, target(*slots[id])) ? 1 : 0;
+      }
       if (r.matched == 0 && hold != core::Hold::None) {
         r.error = "no session with peer " + sel.value;
         return r;
       }
       holds.set_peer(source, *m, rule);
+      apply_peer_holds(*m, now);
       break;
     }
   }
-  apply_all_holds();
   if (source != HoldSource::Shutdown) {
     log->info("hold {} {} {}: {} diag {} ({} sessions){}{}", hold_source_name(source),
               sel.kind == Selector::Kind::All     ? "all"
@@ -139,60 +176,41 @@ HoldResult Engine::Impl::set_hold(HoldSource source, const Selector& sel, core::
   return r;
 }
 
-void Engine::Impl::hold_managed_groups(HoldSource source, core::Hold hold, std::uint8_t diag,
-                                       const std::string& reason) {
+void EngineCore::Impl::hold_managed_groups(HoldSource source, core::Hold hold, std::uint8_t diag,
+                                           const std::string& reason) {
+  const TimePoint now = clock.now();
   for (const auto& [name, g] : managed) {
     holds.set_group(source, name, detail::HoldRules::Rule{hold, diag, reason}, no_peer_in_group);
+    apply_group_holds(name, now);
   }
-  apply_all_holds();
 }
 
 // ================================================================ start-up order
 
-void Engine::Impl::init_health() {
-  for (const auto& g : cfg.groups) {
-    if (!g.checks.empty()) managed[g.name] = &g;
-  }
-  // Issue 3 item 5: no Up before the first verdict. Sessions created later
-  // (configured ones right after this, passive ones at any time) pick the
-  // rule up in create_configured()/try_accept().
+void EngineCore::Impl::init_health() {
+  for (const auto& g : opts.managed) managed[g.name] = &g;
+  // No Up before the first verdict. Sessions created later (configured ones
+  // right after this, passive ones at any time) pick the rule up when they
+  // are created.
   for (const auto& [name, g] : managed) {
     const std::uint8_t diag = detail::default_diag(core::Hold::Down, g->diag);
     holds.set_group(HoldSource::Health, name,
                     detail::HoldRules::Rule{core::Hold::Down, diag, kStartupReason},
                     no_peer_in_group);
     log->info("group {}: held down diag {} until the first health verdict ({} checks)", name, diag,
-              g->checks.size());
+              g->checks);
   }
 }
 
 // ================================================================ fail-safe
 
-// Before the thread starts (run(), under mu).
-void Engine::Impl::start_failsafe(TimePoint now) {
-  run_at = now;
-  if (managed.empty()) return;  // nothing to protect: no timer at all
-  failsafe_tick();
-}
-
-void Engine::Impl::failsafe_tick() {
-  const Duration period = std::max(cfg.health.failsafe_timeout / 4, kFailsafeMinPeriod);
-  failsafe_timer.expires_after(period);
-  failsafe_timer.async_wait([this](const boost::system::error_code& ec) {
-    if (ec) return;  // cancelled: stopping
-    failsafe_check(clock.now());
-    failsafe_tick();
-  });
-}
-
-void Engine::Impl::failsafe_check(TimePoint now) {
-  if (shutting_down) return;
+void EngineCore::Impl::failsafe_check(std::optional<TimePoint> last_heartbeat) {
+  if (shutting_down || managed.empty()) return;
+  const TimePoint now = clock.now();
   TimePoint last = run_at;
-  if (const std::int64_t hb = last_heartbeat_us.load(std::memory_order_acquire); hb != 0) {
-    last = std::max(last, TimePoint{Duration{hb}});
-  }
+  if (last_heartbeat) last = std::max(last, *last_heartbeat);
   const Duration stalled = std::max(now - last, Duration{0});
-  const bool stale = stalled > cfg.health.failsafe_timeout;
+  const bool stale = stalled > opts.failsafe_timeout;
   if (stale && !failsafe_tripped) {
     failsafe_tripped = true;
     ++stats.failsafe_trips;
@@ -200,7 +218,7 @@ void Engine::Impl::failsafe_check(TimePoint now) {
         "health verdicts stalled for " + duration_text(stalled) + " (fail-safe)";
     hold_managed_groups(detail::kFailsafeSource, core::Hold::Down, kFailsafeDiag, reason);
     log->warn("engine: fail-safe: no health heartbeat for {} (limit {}); {} group(s) held down",
-              duration_text(stalled), duration_text(cfg.health.failsafe_timeout), managed.size());
+              duration_text(stalled), duration_text(opts.failsafe_timeout), managed.size());
   } else if (!stale && failsafe_tripped) {
     failsafe_tripped = false;
     hold_managed_groups(detail::kFailsafeSource, core::Hold::None, 0, "");
@@ -210,7 +228,7 @@ void Engine::Impl::failsafe_check(TimePoint now) {
 
 // ================================================================ snapshots
 
-SessionSnapshot Engine::Impl::snapshot(const SessionSlot& s, TimePoint now) const {
+SessionSnapshot EngineCore::Impl::snapshot(const SessionSlot& s, TimePoint now) const {
   const core::Session& x = *s.session;
   SessionSnapshot o;
   o.peer = s.peer_text;
@@ -249,25 +267,41 @@ SessionSnapshot Engine::Impl::snapshot(const SessionSlot& s, TimePoint now) cons
   return o;
 }
 
-std::vector<SessionSnapshot> Engine::Impl::sessions() {
-  const TimePoint now = clock.now();
+// ================================================================ EngineCore
+
+bool EngineCore::failsafe_enabled() const {
+  return !impl_->managed.empty();
+}
+
+Duration EngineCore::failsafe_period() const {
+  return std::max(impl_->opts.failsafe_timeout / 4, kFailsafeMinPeriod);
+}
+
+void EngineCore::failsafe_check(std::optional<TimePoint> last_heartbeat) {
+  impl_->failsafe_check(last_heartbeat);
+}
+
+std::vector<SessionSnapshot> EngineCore::sessions(std::size_t from, std::size_t max,
+                                                  std::size_t& next) const {
+  const TimePoint now = impl_->clock.now();
   std::vector<SessionSnapshot> out;
-  out.reserve(live);
-  for (const auto& p : slots) {
-    if (p) out.push_back(snapshot(*p, now));
+  std::size_t i = from;
+  for (; i < impl_->slots.size() && out.size() < max; ++i) {
+    if (impl_->slots[i]) out.push_back(impl_->snapshot(*impl_->slots[i], now));
   }
+  next = i < impl_->slots.size() ? i : static_cast<std::size_t>(-1);
   return out;
 }
 
-EngineStats Engine::Impl::get_stats() {
-  EngineStats s = stats;
-  s.sessions = live;
-  for (const auto& l : listeners) {
-    s.rx_errors += l->stats().rx_errors;
-    s.rx_kernel_drops += l->stats().kernel_drops;
-    const auto buf = static_cast<std::uint64_t>(std::max(l->stats().rcvbuf, 0));
-    if (s.rx_buffer_bytes == 0 || buf < s.rx_buffer_bytes) s.rx_buffer_bytes = buf;
-  }
+std::vector<SessionSnapshot> EngineCore::sessions() const {
+  std::size_t next = 0;
+  auto out = sessions(0, impl_->slots.size(), next);
+  return out;
+}
+
+EngineStats EngineCore::stats() const {
+  EngineStats s = impl_->stats;
+  s.sessions = impl_->live;
   return s;
 }
 

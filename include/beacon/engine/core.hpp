@@ -1,0 +1,169 @@
+// The engine's core: every BFD session of the daemon, the demultiplexing of
+// received packets, the [[accept]] policy, holds, the fail-safe and the
+// graceful shutdown, with no sockets, no timer and no thread of its own.
+//
+// The core reads time only through the injected core::Clock and does I/O only
+// through the injected Transport, so a test drives it with a FakeClock and a
+// fake transport: no root, no namespaces, no sleeps. The Asio loop around it
+// (Engine) owns the sockets, the one timer and the thread, and after every
+// call into the core re-arms its timer at next_wakeup() and flushes the
+// transport.
+//
+// Per received datagram (RFC 5880 §6.8.6, RFC 5881 §5, RFC 5883):
+//   decode (steps 1-6) -> TTL / hop limit (SH-07, MH-05) -> Your Discriminator
+//   (step 7, MH-10) -> YD 0 with state Init/Up (step 8) -> transport keys
+//   (step 9, DIS-04) -> [[accept]] rules (passive session, capped and
+//   rate-limited) -> Session::receive (steps 10-22).
+// A dropped packet only bumps its per-reason counter (PKT-11).
+//
+// Thread: one at a time (the engine loop). Nothing here blocks.
+#pragma once
+
+#include <spdlog/logger.h>
+
+#include <boost/asio/ip/address.hpp>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "beacon/config/config.hpp"
+#include "beacon/core/time.hpp"
+#include "beacon/engine/types.hpp"
+
+namespace beacon::engine {
+
+// What the kernel told us about one received datagram.
+struct RxInfo {
+  boost::asio::ip::address src;  // without scope id (ifindex carries it)
+  std::uint16_t src_port = 0;
+  boost::asio::ip::address dst;  // destination address from packet info; unspecified if unknown
+  unsigned ifindex = 0;          // ingress interface; 0 if unknown
+  int ttl = -1;                  // received TTL / hop limit; -1 if the kernel gave none
+  // SO_RXQ_OVFL: datagrams the kernel dropped on this socket so far (queue
+  // full), cumulative since the socket was opened; -1 if not reported.
+  std::int64_t kernel_drops = -1;
+  bool multihop = false;  // arrived on the multihop port
+};
+
+// Everything needed to open the send path of one session.
+struct PathSpec {
+  boost::asio::ip::address peer;  // v6 link-local: scope id taken from ifindex
+  std::optional<boost::asio::ip::address> local;
+  std::string interface;  // bind to this device when non-empty (SH-11)
+  unsigned ifindex = 0;   // interface index (0: none); scope for link-local
+  bool multihop = false;
+  std::uint16_t source_port = 0;
+  std::uint16_t dest_port = 0;  // 0: 3784 / 4784 from `multihop`
+};
+
+struct PathOpenError {
+  int errnum = 0;       // EADDRINUSE: try another source port
+  std::string message;  // "cannot bind UDP 198.18.0.2:49152: Cannot assign requested address"
+};
+
+// The core's only way to the network and to interface names.
+class Transport {
+ public:
+  using Path = std::uint32_t;
+  virtual ~Transport() = default;
+
+  // Opens the send path of one session (its own source port, TTL 255, DSCP
+  // CS6). nullopt + `err` on failure; EADDRINUSE means the port is taken by
+  // someone else and another may be tried.
+  virtual std::optional<Path> open_path(const PathSpec& spec, PathOpenError& err) = 0;
+  virtual void close_path(Path p) = 0;
+  // Hands one packet to the path. May queue it until flush(); false when it
+  // failed at once (counted by the core as a transmit error).
+  virtual bool send(Path p, std::span<const std::uint8_t> bytes) = 0;
+  // Sends whatever send() queued. Returns how many of those failed.
+  virtual std::size_t flush() { return 0; }
+
+  virtual unsigned interface_index(const std::string& name) const = 0;  // 0: no such interface
+  virtual std::string interface_name(unsigned ifindex) const = 0;       // "": unknown
+};
+
+// A [[group]] driven by health checks (at least one check).
+struct ManagedGroup {
+  std::string name;
+  core::Hold unhealthy_signal = core::Hold::Down;
+  core::Hold maintenance_signal = core::Hold::Down;
+  std::uint8_t diag = 5;
+  std::size_t checks = 0;
+};
+
+// What the engine needs of the configuration, and nothing else.
+struct EngineOptions {
+  std::vector<config::SessionSpec> sessions;
+  std::vector<config::AcceptSpec> accepts;
+  std::vector<std::string> declared_groups;  // every [[group]] name, managed or not
+  std::vector<ManagedGroup> managed;
+  std::uint8_t multihop_min_ttl = 254;
+  std::uint32_t passive_create_per_second = 100;
+  core::Duration timer_slot{50};
+  core::Duration failsafe_timeout{1'000'000};
+
+  static EngineOptions from(const config::Config& cfg);
+};
+
+class EngineCore {
+ public:
+  // `transport` and `clock` must outlive the core. `seed` feeds
+  // discriminators, source ports, jitter and initial phases.
+  EngineCore(EngineOptions opts, Transport& transport, const core::Clock& clock,
+             std::shared_ptr<spdlog::logger> log, std::uint64_t seed);
+  ~EngineCore();
+  EngineCore(const EngineCore&) = delete;
+  EngineCore& operator=(const EngineCore&) = delete;
+
+  // Creates the configured sessions, each behind the start-up hold of its
+  // health-managed group. Throws StartupError naming the session at fault.
+  void open();
+  // The fail-safe's first heartbeat window starts now.
+  void start();
+
+  // --- inputs
+  void on_datagram(std::span<const std::uint8_t> bytes, const RxInfo& info);
+  // Serves every deadline due within the timer slot, at most `limit`
+  // sessions; returns true if more are due (the loop lets receive run, then
+  // calls again).
+  bool on_timer(std::size_t limit = static_cast<std::size_t>(-1));
+  // Earliest instant on_timer() has work; nullopt when nothing is scheduled.
+  std::optional<core::TimePoint> next_wakeup() const;
+
+  HoldResult set_hold(HoldSource source, const Selector& sel, core::Hold hold, std::uint8_t diag,
+                      std::string reason = {});
+
+  // Fail-safe: called every failsafe_period() with the time of the last
+  // health heartbeat (nullopt: none yet). See Engine::heartbeat.
+  bool failsafe_enabled() const;
+  core::Duration failsafe_period() const;
+  void failsafe_check(std::optional<core::TimePoint> last_heartbeat);
+
+  // Graceful shutdown (see Engine::shutdown). shutdown_done() turns true
+  // when every session that was Up was acknowledged or waited for; until then
+  // the loop calls shutdown_tick() at shutdown_wake() (packets also end it:
+  // check shutdown_done() after each datagram).
+  void begin_shutdown(core::Hold signal);
+  bool shutting_down() const;
+  bool shutdown_done() const;
+  core::TimePoint shutdown_wake() const;
+
+  // --- reads
+  std::size_t session_count() const;
+  // Snapshots of the sessions in slot order from `from` on, at most `max`;
+  // `next` is where the following chunk starts, SIZE_MAX when done. Reading
+  // in bounded chunks keeps a caller of 10,000 sessions from stalling the
+  // loop.
+  std::vector<SessionSnapshot> sessions(std::size_t from, std::size_t max, std::size_t& next) const;
+  std::vector<SessionSnapshot> sessions() const;
+  EngineStats stats() const;  // core's share; the loop adds its listeners'
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace beacon::engine

@@ -1,0 +1,58 @@
+// [[accept]] rule match, per-rule cap and creation rate (see accept_policy.hpp).
+#include "beacon/engine/accept_policy.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+namespace beacon::engine {
+
+using core::wire::DropReason;
+
+AcceptPolicy::AcceptPolicy(const std::vector<config::AcceptSpec>& rules,
+                           std::vector<unsigned> ifindex, std::uint32_t per_second,
+                           core::TimePoint now)
+    : rules_(rules),
+      ifindex_(std::move(ifindex)),
+      count_(rules.size(), 0),
+      rate_(per_second),
+      burst_(std::max<double>(per_second, 1.0)),
+      tokens_(burst_),
+      tokens_at_(now) {
+  ifindex_.resize(rules.size(), 0);
+}
+
+AcceptPolicy::Verdict AcceptPolicy::check(const boost::asio::ip::address& src, bool multihop,
+                                          unsigned ifindex, int ttl, core::TimePoint now) {
+  std::size_t rule = rules_.size();
+  for (std::size_t i = 0; i < rules_.size(); ++i) {
+    const auto& a = rules_[i];
+    if (a.multihop != multihop || a.prefix.is_v4() != src.is_v4()) continue;
+    if (!a.contains(src)) continue;
+    if (ifindex_[i] != 0 && ifindex_[i] != ifindex) continue;
+    rule = i;
+    break;
+  }
+  if (rule == rules_.size()) return {-1, DropReason::NoSessionForPeer};
+  const auto& a = rules_[rule];
+  if (a.multihop && ttl < a.min_ttl) return {-1, DropReason::BadTtl};
+  if (count_[rule] >= a.max_sessions) return {-1, DropReason::PassiveLimit};
+  if (now > tokens_at_) {
+    tokens_ =
+        std::min(burst_, tokens_ + std::chrono::duration<double>(now - tokens_at_).count() * rate_);
+    tokens_at_ = now;
+  }
+  if (tokens_ < 1.0) return {-1, DropReason::PassiveLimit};
+  return {static_cast<int>(rule), DropReason::None};
+}
+
+void AcceptPolicy::created(int rule) {
+  tokens_ = std::max(tokens_ - 1.0, 0.0);
+  ++count_.at(static_cast<std::size_t>(rule));
+}
+
+void AcceptPolicy::removed(int rule) {
+  auto& c = count_.at(static_cast<std::size_t>(rule));
+  if (c > 0) --c;
+}
+
+}  // namespace beacon::engine
