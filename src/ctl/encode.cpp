@@ -94,6 +94,7 @@ json stats_to_json(const engine::EngineStats& s) {
               {"timer_arms", s.timer_arms},
               {"timer_lateness_max_us", us(s.timer_lateness_max)},
               {"timer_lateness_mean_us", mean},
+              {"call_max_us", us(s.call_max)},
               {"drops", std::move(drops)}};
 }
 

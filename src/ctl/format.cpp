@@ -138,6 +138,7 @@ std::string format_stats(const json& stats) {
   }
   rows.push_back({"timer_lateness_max:", interval(stats, "timer_lateness_max_us")});
   rows.push_back({"timer_lateness_mean:", interval(stats, "timer_lateness_mean_us")});
+  rows.push_back({"call_max:", interval(stats, "call_max_us")});
   std::string out = pad_table(rows);
   std::vector<std::vector<std::string>> drops;
   if (stats.is_object() && stats.contains("drops") && stats["drops"].is_object()) {

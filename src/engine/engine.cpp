@@ -153,6 +153,7 @@ void Engine::Impl::finish() {
 EngineStats Engine::Impl::get_stats() {
   EngineStats s = core.stats();
   s.timer_arms = timer_arms;
+  s.call_max = call_max;
   s.tx_packets -= std::min<std::uint64_t>(s.tx_packets, transport_failures);
   s.tx_errors += transport_failures;
   for (const auto& l : listeners) {
@@ -171,12 +172,14 @@ auto Engine::Impl::call(F f) -> decltype(f()) {
   if (running) {
     std::promise<R> p;
     auto fut = p.get_future();
-    asio::post(io, [&p, &f] {
+    asio::post(io, [this, &p, &f] {
+      const TimePoint t0 = clock.now();
       try {
         p.set_value(f());
       } catch (...) {
         p.set_exception(std::current_exception());
       }
+      call_max = std::max(call_max, clock.now() - t0);
     });
     lk.unlock();
     return fut.get();

@@ -54,6 +54,7 @@ struct Engine::Impl {
   std::uint64_t timer_arms = 0;
   bool continuation_posted = false;      // on_timer() left due work for after receive
   std::uint64_t transport_failures = 0;  // sends that failed in flush()
+  core::Duration call_max{0};             // longest closure posted by call()
   detail::RxBatch batch;
   detail::RxHandler handler;
   std::vector<std::unique_ptr<detail::Listener>> listeners;

@@ -85,6 +85,9 @@ struct EngineStats {
   std::uint64_t passive_created = 0;       // sessions created by [[accept]] rules
   std::uint64_t passive_removed = 0;       // dynamic sessions removed after going silent
   std::uint64_t failsafe_trips = 0;        // times the health heartbeat stalled (fail-safe)
+  // Longest a caller's request (one chunk of a sessions read, stats, a hold)
+  // held the engine loop: what a bfdctl or metrics reader costs the sessions.
+  core::Duration call_max{0};
 };
 
 struct HoldResult {
