@@ -538,9 +538,12 @@ void Session::finish(Effects& fx, TimePoint now, bool immediate, bool final) {
   if (v_.sched_interval <= Duration{0}) return;  // not sending periodically
   if (due) {
     // TMR-20: the next slot counts from the previous deadline (no drift), but
-    // resynchronise to now after falling more than one interval behind.
+    // resynchronise to now after falling more than one interval behind. A
+    // packet served early (within tx_slack of its deadline) counts from when
+    // it really left: counted from its deadline, the next gap could exceed
+    // 100 % of the interval by the slack.
     fx.periodic = true;
-    TimePoint base = v_.next_tx;
+    TimePoint base = std::min(v_.next_tx, now);
     if (now - base > v_.sched_interval) base = now;
     v_.last_periodic_tx = now;
     // §6.8.7: never two periodic packets closer than 75 % of the interval, as

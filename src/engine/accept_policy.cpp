@@ -23,10 +23,13 @@ AcceptPolicy::AcceptPolicy(const std::vector<config::AcceptSpec>& rules,
 
 AcceptPolicy::Verdict AcceptPolicy::check(const boost::asio::ip::address& src, bool multihop,
                                           unsigned ifindex, int ttl, core::TimePoint now) {
+  // An IPv4-mapped IPv6 source is an IPv4 peer (as in the session table and
+  // AcceptSpec::contains): it is matched against the IPv4 rules.
+  const bool v4 = src.is_v4() || src.to_v6().is_v4_mapped();
   std::size_t rule = rules_.size();
   for (std::size_t i = 0; i < rules_.size(); ++i) {
     const auto& a = rules_[i];
-    if (a.multihop != multihop || a.prefix.is_v4() != src.is_v4()) continue;
+    if (a.multihop != multihop || a.prefix.is_v4() != v4) continue;
     if (!a.contains(src)) continue;
     if (ifindex_[i] != 0 && ifindex_[i] != ifindex) continue;
     rule = i;

@@ -270,7 +270,7 @@ bool EngineCore::Impl::on_timer(std::size_t limit) {
   ++stats.timer_wakeups;
   const TimePoint now = clock.now();
   // Everything due within the slot is served in this one wake-up.
-  sched.pop_due(
+  const std::size_t served = sched.pop_due(
       now + opts.timer_slot,
       [&](Scheduler::Id id, TimePoint deadline) {
         const Duration late = std::max(now - deadline, Duration{0});
@@ -280,8 +280,12 @@ bool EngineCore::Impl::on_timer(std::size_t limit) {
         on_due(id, now);
       },
       limit);
+  // More is due only when the limit cut this round short. An entry re-armed
+  // during it inside the slot is a detection or expiry deadline, which is
+  // never served early: it waits for its own instant (next_wakeup()), or the
+  // loop would spin until then.
   const auto next = sched.next();
-  return next && *next <= now + opts.timer_slot;
+  return served == limit && next && *next <= now + opts.timer_slot;
 }
 
 void EngineCore::Impl::on_due(std::uint32_t id, TimePoint wake) {

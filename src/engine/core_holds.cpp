@@ -284,6 +284,7 @@ void EngineCore::failsafe_check(std::optional<TimePoint> last_heartbeat) {
 std::vector<SessionSnapshot> EngineCore::sessions(std::size_t from, std::size_t max,
                                                   std::size_t& next) const {
   const TimePoint now = impl_->clock.now();
+  max = std::max<std::size_t>(max, 1);  // a chunk always moves forward
   std::vector<SessionSnapshot> out;
   std::size_t i = from;
   for (; i < impl_->slots.size() && out.size() < max; ++i) {

@@ -43,7 +43,7 @@ class AcceptPolicy {
   double tokens() const { return tokens_; }
 
  private:
-  const std::vector<config::AcceptSpec>& rules_;
+  std::vector<config::AcceptSpec> rules_;
   std::vector<unsigned> ifindex_;
   std::vector<std::uint32_t> count_;
   double rate_;

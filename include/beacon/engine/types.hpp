@@ -23,9 +23,9 @@ struct StartupError : std::runtime_error {
 // Who asked for a hold. The effective hold of a session is the strongest over
 // all sources (AdminDown > Down > None; on a tie the lower value wins); each
 // source keeps its own rules. Count stays last.
-// The engine's own fail-safe hold (see Engine::heartbeat) is a further,
-// internal source ranked after these; a session it holds reports
-// hold_source Health with a hold_reason ending in "(fail-safe)".
+// Failsafe is the engine's own source (see Engine::heartbeat), set only by
+// the engine itself; a session it holds reports hold_source Failsafe with a
+// hold_reason ending in "(fail-safe)".
 enum class HoldSource : std::uint8_t { Admin = 0, Health = 1, Shutdown = 2, Failsafe = 3, Count };
 
 // "admin", "health", "shutdown", "failsafe": logs, bfdctl, metrics labels.
