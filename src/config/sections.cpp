@@ -59,6 +59,8 @@ void load_engine(const toml::table& table, Config& config, Diagnostics& diag) {
                                  "use \"1us\" to serve every deadline on its own")) {
     e.timer_slot = *slot;
   }
+  static constexpr std::array<std::string_view, 3> kTransmit = {"auto", "io_uring", "send"};
+  if (auto t = r.get_enum("transmit", kTransmit)) e.transmit = *t;
   r.report_unknown();
 }
 

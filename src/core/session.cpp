@@ -390,9 +390,11 @@ Duration Session::max_gap(Duration interval) const {
 
 Duration Session::min_gap(Duration interval) const {
   // The lower bound of jittered(): ceil(75 %), plus the slack by which the
-  // packet may be sent before its deadline, but never above the upper bound.
+  // packet may be sent before its deadline and the delay a batching
+  // transport may add, but never above the upper bound.
   const std::int64_t us = std::max<std::int64_t>(interval.count(), 1);
-  return std::min(Duration{(us * 75 + 99) / 100} + params_.tx_slack, max_gap(interval));
+  return std::min(Duration{(us * 75 + 99) / 100} + params_.tx_slack + params_.tx_delay,
+                  max_gap(interval));
 }
 
 Duration Session::jittered(Duration interval) {

@@ -83,6 +83,7 @@ json stats_to_json(const engine::EngineStats& s) {
               {"rx_datagrams", s.rx_datagrams},
               {"tx_packets", s.tx_packets},
               {"tx_errors", s.tx_errors},
+              {"tx_syscalls", s.tx_syscalls},
               {"rx_errors", s.rx_errors},
               {"rx_kernel_drops", s.rx_kernel_drops},
               {"rx_buffer_bytes", s.rx_buffer_bytes},

@@ -131,7 +131,8 @@ std::string format_sessions_table(const json& sessions) {
 std::string format_stats(const json& stats) {
   std::vector<std::vector<std::string>> rows;
   for (const char* key :
-       {"sessions", "rx_datagrams", "tx_packets", "tx_errors", "rx_errors", "rx_kernel_drops",
+       {"sessions", "rx_datagrams", "tx_packets", "tx_errors", "tx_syscalls", "rx_errors",
+        "rx_kernel_drops",
         "rx_buffer_bytes", "passive_created", "passive_removed", "failsafe_trips", "timer_fires",
         "timer_wakeups", "timer_arms"}) {
     rows.push_back({std::string(key) + ":", text(stats, key)});

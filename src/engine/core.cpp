@@ -241,6 +241,7 @@ void EngineCore::Impl::create_configured(const config::SessionSpec& spec, TimePo
   core::SessionParams params = spec.params;
   params.passive = spec.passive;
   params.tx_slack = opts.timer_slot;
+  params.tx_delay = opts.tx_delay;
   s.session.emplace(*discr, params, now, rng());
   // A random initial phase: thousands of configured sessions must not all
   // send their first packet in the same instant (one wake-up, thousands of
@@ -415,6 +416,7 @@ void EngineCore::Impl::try_accept(const core::wire::ControlPacket& pkt, const Rx
   core::SessionParams params = a.params;
   params.passive = true;
   params.tx_slack = opts.timer_slot;
+  params.tx_delay = opts.tx_delay;
   core::Session session(*discr, params, now, rng());
   core::Effects fx_hold;
   if (eh.hold != core::Hold::None) fx_hold = session.set_hold(eh.hold, eh.diag, now);
@@ -567,6 +569,10 @@ EngineCore::~EngineCore() = default;
 
 void EngineCore::open() {
   impl_->open();
+}
+
+void EngineCore::set_tx_delay(Duration d) {
+  impl_->opts.tx_delay = d;
 }
 
 void EngineCore::start() {

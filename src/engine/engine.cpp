@@ -43,6 +43,17 @@ void Engine::Impl::open() {
   handler = [this](std::span<const std::uint8_t> b, const detail::RxInfo& i) {
     core.on_datagram(b, i);
   };
+  if (std::string why = transport.set_mode(transmit); !why.empty()) {
+    if (transmit == "io_uring") {
+      throw StartupError("[engine] transmit = \"io_uring\": " + why);
+    }
+    log->info("engine: io_uring unavailable ({}): one send(2) per packet", why);
+  } else {
+    log->info("engine: transmit {}", transport.batched()
+                                         ? "batched: io_uring, one submission per 16 packets"
+                                         : "unbatched: one send(2) per packet");
+  }
+  core.set_tx_delay(transport.batch_delay());
   open_listeners();
   core.open();
   for (auto& l : listeners) {
@@ -153,6 +164,7 @@ void Engine::Impl::finish() {
 EngineStats Engine::Impl::get_stats() {
   EngineStats s = core.stats();
   s.timer_arms = timer_arms;
+  s.tx_syscalls = transport.tx_syscalls();
   s.call_max = call_max;
   s.tx_packets -= std::min<std::uint64_t>(s.tx_packets, transport_failures);
   s.tx_errors += transport_failures;

@@ -37,6 +37,7 @@ inline boost::asio::steady_timer::time_point to_asio(core::TimePoint t) {
 struct Engine::Impl {
   Impl(const config::Config& c, std::shared_ptr<spdlog::logger> l)
       : log(l ? std::move(l) : spdlog::default_logger()),
+        transmit(c.engine.transmit),
         core(EngineOptions::from(c), transport, clock, log,
              std::random_device{}() | (std::uint64_t{std::random_device{}()} << 32)) {}
 
@@ -44,6 +45,7 @@ struct Engine::Impl {
   boost::asio::io_context io;
   std::shared_ptr<spdlog::logger> log;
   core::SteadyClock clock;
+  std::string transmit;  // [engine] transmit
   detail::SocketTransport transport;
   EngineCore core;
 
@@ -54,7 +56,7 @@ struct Engine::Impl {
   std::uint64_t timer_arms = 0;
   bool continuation_posted = false;      // on_timer() left due work for after receive
   std::uint64_t transport_failures = 0;  // sends that failed in flush()
-  core::Duration call_max{0};             // longest closure posted by call()
+  core::Duration call_max{0};            // longest closure posted by call()
   detail::RxBatch batch;
   detail::RxHandler handler;
   std::vector<std::unique_ptr<detail::Listener>> listeners;

@@ -2,6 +2,7 @@
 // See transport_impl.hpp for the design notes.
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <liburing.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -13,6 +14,7 @@
 #include <cstring>
 #include <utility>
 
+#include "beacon/core/wire.hpp"
 #include "beacon/engine/engine.hpp"
 #include "transport_impl.hpp"
 
@@ -274,12 +276,16 @@ SendSocket::~SendSocket() {
 }
 
 SendSocket::SendSocket(SendSocket&& o) noexcept
-    : fd_(std::exchange(o.fd_, -1)), dest_(o.dest_), dest_len_(o.dest_len_) {}
+    : fd_(std::exchange(o.fd_, -1)),
+      connected_(std::exchange(o.connected_, false)),
+      dest_(o.dest_),
+      dest_len_(o.dest_len_) {}
 
 SendSocket& SendSocket::operator=(SendSocket&& o) noexcept {
   if (this != &o) {
     if (fd_ >= 0) ::close(fd_);
     fd_ = std::exchange(o.fd_, -1);
+    connected_ = std::exchange(o.connected_, false);
     dest_ = o.dest_;
     dest_len_ = o.dest_len_;
   }
@@ -352,14 +358,51 @@ std::optional<SendSocket> SendSocket::open(const SendSpec& spec, SendOpenError& 
     err.message = "link-local peer " + spec.peer.to_string() + " needs an interface";
     return std::nullopt;
   }
+  // No route yet (link down at boot, say) is no error: the socket sends
+  // unconnected and connects once a route exists.
+  s.try_connect();
   return std::optional<SendSocket>(std::move(s));
 }
 
-bool SendSocket::send(std::span<const std::uint8_t> bytes) const {
+bool SendSocket::try_connect() {
+  connected_ = ::connect(fd_, reinterpret_cast<const sockaddr*>(&dest_), dest_len_) == 0;
+  return connected_;
+}
+
+bool SendSocket::deferred_error(int err) const {
+  // A connected UDP socket reports an ICMP error for an earlier packet on
+  // the next send, which then does not go out (ECONNREFUSED: the peer's
+  // port was closed; the unreachables: a router said so). One retry sends
+  // it; a second failure is this packet's own.
+  return connected_ &&
+         (err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH || err == EHOSTDOWN);
+}
+
+void SendSocket::lost_route(int err) {
+  // The source address the socket was connected with is gone (renumbered
+  // interface): drop the connection; the next send picks a new route.
+  if (!connected_ || (err != EADDRNOTAVAIL && err != EINVAL)) return;
+  sockaddr unspec{};
+  unspec.sa_family = AF_UNSPEC;
+  (void)::connect(fd_, &unspec, sizeof unspec);
+  connected_ = false;
+}
+
+bool SendSocket::send(std::span<const std::uint8_t> bytes) {
   if (fd_ < 0) return false;
-  ssize_t n = ::sendto(fd_, bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
-                       reinterpret_cast<const sockaddr*>(&dest_), dest_len_);
-  return n == static_cast<ssize_t>(bytes.size());
+  if (!connected_) try_connect();
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const ssize_t n = connected_
+                          ? ::send(fd_, bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL)
+                          : ::sendto(fd_, bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
+                                     reinterpret_cast<const sockaddr*>(&dest_), dest_len_);
+    if (n == static_cast<ssize_t>(bytes.size())) return true;
+    const int e = errno;
+    if (attempt == 0 && deferred_error(e)) continue;
+    lost_route(e);
+    return false;
+  }
+  return false;
 }
 
 }  // namespace beacon::engine::detail
@@ -367,6 +410,64 @@ bool SendSocket::send(std::span<const std::uint8_t> bytes) const {
 namespace beacon::engine::detail {
 
 // ---------------------------------------------------------------- SocketTransport
+
+// One io_uring and the copies of the packets it has been handed. A slot is
+// busy from send() until its completion is reaped; sends normally complete
+// inside the submitting system call (the sockets are non-blocking), so every
+// slot is free again after flush().
+struct SocketTransport::Ring {
+  static constexpr unsigned kEntries = 256;
+  static constexpr unsigned kFlushAt = 16;
+  struct Slot {
+    std::array<std::uint8_t, core::wire::kMaxPacketLength> data;
+    std::uint32_t len = 0;
+    Path path = 0;
+    int fd = -1;
+  };
+  io_uring ring{};
+  std::array<Slot, kEntries> slots{};
+  std::vector<unsigned> free_slots;
+  unsigned queued = 0;
+  bool ready = false;  // io_uring_queue_init succeeded
+
+  ~Ring() {
+    if (ready) io_uring_queue_exit(&ring);
+  }
+};
+
+SocketTransport::SocketTransport() = default;
+SocketTransport::~SocketTransport() = default;
+
+std::string SocketTransport::set_mode(const std::string& mode) {
+  ring_.reset();
+  if (mode == "send") return {};
+  auto r = std::make_unique<Ring>();
+  io_uring_params p{};
+  // Fewer interruptions of the loop: completions are posted when it next
+  // enters the kernel (5.19+; older kernels refuse the flag). Not
+  // SINGLE_ISSUER: the ring is set up before the engine thread that uses it.
+  p.flags = IORING_SETUP_COOP_TASKRUN;
+  int rc = io_uring_queue_init_params(Ring::kEntries, &r->ring, &p);
+  if (rc == -EINVAL) {
+    p = io_uring_params{};
+    rc = io_uring_queue_init_params(Ring::kEntries, &r->ring, &p);
+  }
+  if (rc < 0) return "io_uring_setup: " + errno_text(-rc);
+  r->ready = true;
+  for (unsigned i = Ring::kEntries; i-- > 0;) r->free_slots.push_back(i);
+  ring_ = std::move(r);
+  return {};
+}
+
+bool SocketTransport::batched() const {
+  return ring_ != nullptr;
+}
+
+core::Duration SocketTransport::batch_delay() const {
+  // 16 packets at up to ~6 us of kernel work each on these machines (the
+  // peer's receive path included on a veth), with room.
+  return ring_ ? core::Duration{150} : core::Duration{0};
+}
 
 std::optional<Transport::Path> SocketTransport::open_path(const PathSpec& spec,
                                                           PathOpenError& err) {
@@ -391,7 +492,77 @@ void SocketTransport::close_path(Path p) {
 }
 
 bool SocketTransport::send(Path p, std::span<const std::uint8_t> bytes) {
-  return p < sockets_.size() && sockets_[p].send(bytes);
+  if (p >= sockets_.size() || !sockets_[p].is_open()) return false;
+  SendSocket& s = sockets_[p];
+  if (ring_ && s.connected() && bytes.size() <= core::wire::kMaxPacketLength) {
+    if (ring_->free_slots.empty()) flush();
+    io_uring_sqe* sqe = ring_->free_slots.empty() ? nullptr : io_uring_get_sqe(&ring_->ring);
+    if (sqe != nullptr) {
+      const unsigned i = ring_->free_slots.back();
+      ring_->free_slots.pop_back();
+      Ring::Slot& slot = ring_->slots[i];
+      std::memcpy(slot.data.data(), bytes.data(), bytes.size());
+      slot.len = static_cast<std::uint32_t>(bytes.size());
+      slot.path = p;
+      slot.fd = s.fd();
+      io_uring_prep_send(sqe, s.fd(), slot.data.data(), slot.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+      io_uring_sqe_set_data64(sqe, i);
+      // Submitted in small batches: a packet must not wait long behind the
+      // others. Its successor is scheduled from the time it was handed
+      // over, and a wait longer than the timer slot would put the next gap
+      // below 75 % of the interval (RFC 5880 §6.8.7). 16 packets take about
+      // as long to send as one slot; the system calls still fall 16-fold.
+      if (++ring_->queued >= Ring::kFlushAt) flush();
+      return true;
+    }
+  }
+  ++syscalls_;
+  return s.send(bytes);
+}
+
+std::size_t SocketTransport::flush() {
+  if (!ring_) return 0;
+  if (ring_->queued != 0) {
+    ++syscalls_;
+    const int rc = io_uring_submit(&ring_->ring);
+    // A failed submit leaves the entries queued: the next flush retries, and
+    // their slots stay busy until then.
+    if (rc >= 0) ring_->queued = 0;
+  }
+  return reap();
+}
+
+std::size_t SocketTransport::reap() {
+  std::size_t failed = 0;
+  std::array<io_uring_cqe*, Ring::kEntries> cqes;
+  for (;;) {
+    const unsigned n = io_uring_peek_batch_cqe(&ring_->ring, cqes.data(), Ring::kEntries);
+    if (n == 0) break;
+    for (unsigned k = 0; k < n; ++k) {
+      const auto i = static_cast<unsigned>(io_uring_cqe_get_data64(cqes[k]));
+      const int res = cqes[k]->res;
+      if (i >= Ring::kEntries) continue;
+      Ring::Slot& slot = ring_->slots[i];
+      if (res != static_cast<int>(slot.len)) {
+        // The path may have been closed (and its index reused) meanwhile.
+        SendSocket* s = slot.path < sockets_.size() && sockets_[slot.path].fd() == slot.fd
+                            ? &sockets_[slot.path]
+                            : nullptr;
+        const int err = res < 0 ? -res : EMSGSIZE;
+        bool ok = false;
+        if (s != nullptr && s->deferred_error(err)) {
+          ++syscalls_;
+          ok = s->send(std::span<const std::uint8_t>(slot.data.data(), slot.len));
+        } else if (s != nullptr) {
+          s->lost_route(err);
+        }
+        failed += ok ? 0 : 1;
+      }
+      ring_->free_slots.push_back(i);
+    }
+    io_uring_cq_advance(&ring_->ring, n);
+  }
+  return failed;
 }
 
 unsigned SocketTransport::interface_index(const std::string& name) const {

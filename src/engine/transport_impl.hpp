@@ -9,10 +9,14 @@
 // IPV6_RECVPKTINFO); the received TTL / hop limit comes from IP_RECVTTL /
 // IPV6_RECVHOPLIMIT.
 //
-// Send side: one plain non-blocking UDP socket per session, bound to the
-// session's fixed source port (SH-02/03) and local address, TTL/hop limit 255
-// (SH-06, MH-01), DSCP CS6, SO_BINDTODEVICE when an interface is given
-// (SH-11). Never blocks; a failed send is counted by the caller.
+// Send side: one non-blocking UDP socket per session, bound to the session's
+// fixed source port (SH-02/03) and local address, TTL/hop limit 255 (SH-06,
+// MH-01), DSCP CS6, SO_BINDTODEVICE when an interface is given (SH-11), and
+// connected to the peer once a route allows it (a connected socket keeps its
+// route: about 15 % less work per packet than sendto). Packets due together
+// leave together: with io_uring (the default where the kernel allows it) they
+// are queued and handed to the kernel with one system call per loop turn.
+// Never blocks; a failed send is counted by the caller.
 //
 // Thread: engine loop only. Open functions throw StartupError (Listener) or
 // return an error text (SendSocket), never crash on bad input.
@@ -142,29 +146,66 @@ class SendSocket {
   static std::optional<SendSocket> open(const SendSpec& spec, SendOpenError& err);
 
   // Non-blocking send to the peer. Returns false on any error (EAGAIN included).
-  bool send(std::span<const std::uint8_t> bytes) const;
+  bool send(std::span<const std::uint8_t> bytes);
+  // A connected socket may be handed to a batched send(2) as is; an
+  // unconnected one (no route yet) needs send() above.
+  bool connected() const { return connected_; }
+  // After a batched send failed with `err`: whether it was an earlier
+  // packet's ICMP error (reported once, the packet itself not sent: send it
+  // again) and whether the socket must drop its connection (the route or
+  // source address it was connected with is gone).
+  bool deferred_error(int err) const;
+  void lost_route(int err);
   int fd() const { return fd_; }
   bool is_open() const { return fd_ >= 0; }
 
  private:
+  bool try_connect();
+
   int fd_ = -1;
+  bool connected_ = false;
   sockaddr_storage dest_{};
   socklen_t dest_len_ = 0;
 };
 
 // The per-session sockets behind the core's Transport seam: path i is
-// sockets_[i]. send() is immediate (sendto), flush() has nothing to do.
+// sockets_[i]. Batched (io_uring): send() queues a copy of the packet and
+// flush() submits the queue with one system call; a full queue is flushed
+// first. Unbatched: each send() is one system call and flush() has nothing
+// to do.
 class SocketTransport final : public Transport {
  public:
+  SocketTransport();
+  ~SocketTransport() override;
+  SocketTransport(const SocketTransport&) = delete;
+  SocketTransport& operator=(const SocketTransport&) = delete;
+
+  // "auto": io_uring if this kernel allows it, else one send(2) per packet;
+  // "io_uring": the same, but unavailable is an error; "send": never batch.
+  // Returns "" or why io_uring cannot be used (for "auto" the fallback is
+  // in force and the text is only worth a log line).
+  std::string set_mode(const std::string& mode);
+  bool batched() const;
+  // Longest a packet waits in a batch before it leaves: a batch is handed to
+  // the kernel once it holds this many packets, each a few microseconds of
+  // kernel work.
+  core::Duration batch_delay() const;
+  std::uint64_t tx_syscalls() const { return syscalls_; }
+
   std::optional<Path> open_path(const PathSpec& spec, PathOpenError& err) override;
   void close_path(Path p) override;
   bool send(Path p, std::span<const std::uint8_t> bytes) override;
+  std::size_t flush() override;
   unsigned interface_index(const std::string& name) const override;
   std::string interface_name(unsigned ifindex) const override;
 
  private:
+  struct Ring;  // io_uring state (liburing), absent when not batching
+  std::size_t reap();
   std::vector<SendSocket> sockets_;
   std::vector<Path> free_;
+  std::unique_ptr<Ring> ring_;
+  std::uint64_t syscalls_ = 0;
 };
 
 // Helpers shared with the engine.

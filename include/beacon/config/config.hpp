@@ -43,6 +43,10 @@ struct EngineConfig {
   // slot (each timer programming costs a system call, on a VM an exit);
   // packets are never sent closer than 75 % of the interval all the same.
   core::Duration timer_slot{50};
+  // How packets due together leave: "send" (one send(2) each, at once),
+  // "io_uring" (batched; refuses to start without it), "auto" (io_uring
+  // where the kernel allows it, else send).
+  std::string transmit = "send";
 };
 
 struct BfdDefaults {

@@ -40,6 +40,11 @@ struct SessionParams {
   // least 75 % of the interval after the previous one (§6.8.7). Detection
   // and expiry deadlines are never served early.
   Duration tx_slack{0};
+  // How long a packet may wait between being handed out (Effects::send) and
+  // really leaving, when the transport sends in batches. The jitter's lower
+  // bound is raised by as much, so a packet that waited at the end of one
+  // batch followed by one sent first in the next still keeps 75 %.
+  Duration tx_delay{0};
 };
 
 // One transition, for logs and clients (SM-25). `reason` is a static string.

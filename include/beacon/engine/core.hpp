@@ -103,6 +103,9 @@ struct EngineOptions {
   std::uint8_t multihop_min_ttl = 254;
   std::uint32_t passive_create_per_second = 100;
   core::Duration timer_slot{50};
+  // Longest a packet waits in the transport's batch before it leaves (0 when
+  // every send leaves at once); see core::SessionParams::tx_delay.
+  core::Duration tx_delay{0};
   core::Duration failsafe_timeout{1'000'000};
 
   static EngineOptions from(const config::Config& cfg);
@@ -121,6 +124,8 @@ class EngineCore {
   // Creates the configured sessions, each behind the start-up hold of its
   // health-managed group. Throws StartupError naming the session at fault.
   void open();
+  // Before open(): the transport's batch delay (EngineOptions::tx_delay).
+  void set_tx_delay(core::Duration d);
   // The fail-safe's first heartbeat window starts now.
   void start();
 

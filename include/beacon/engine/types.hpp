@@ -73,6 +73,7 @@ struct EngineStats {
   std::uint64_t rx_datagrams = 0;
   std::uint64_t tx_packets = 0;
   std::uint64_t tx_errors = 0;
+  std::uint64_t tx_syscalls = 0;  // transmit system calls (a batch is one)
   std::uint64_t sessions = 0;
   std::uint64_t timer_fires = 0;    // scheduler entries served (one per session deadline)
   std::uint64_t timer_wakeups = 0;  // times the engine's one timer fired (a wake-up serves many)

@@ -561,6 +561,37 @@ TEST(SessionTimers, TMR02_TxSlackSendsEarlyButNeverCloserThan75Percent) {
   EXPECT_LE(*std::max_element(gaps.begin(), gaps.end()), ms(10) + ms(2) + Duration{200});
 }
 
+// A batching transport: each packet leaves up to tx_delay after it was handed
+// out. The jitter's lower bound grows by as much, so the gaps as they leave
+// the box (a packet that waited at the end of one batch, the next sent first
+// in its batch) still never fall below 75 % (§6.8.7).
+TEST(SessionTimers, TMR02_TxDelayOfABatchNeverPutsDeparturesCloserThan75Percent) {
+  auto prm = params(ms(10), ms(10));
+  prm.tx_slack = Duration{50};
+  prm.tx_delay = Duration{150};
+  SessionDriver d(prm);
+  up_at_10ms(d);
+  const std::size_t first = d.sent().size();
+  std::uint64_t rng = 5;
+  std::vector<TimePoint> departures;
+  for (int i = 0; i < 20'000; ++i) {
+    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    const auto early = static_cast<std::int64_t>((rng >> 33) % 51);  // served up to the slot early
+    d.clock().advance_to(std::max(d.now(), d.s().next_deadline() - Duration{early}));
+    const auto fx = d.record(d.s().expire(d.now()));
+    if (fx.send && fx.periodic) {
+      rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+      departures.push_back(d.now() + Duration{static_cast<std::int64_t>((rng >> 33) % 151)});
+    }
+  }
+  ASSERT_GT(d.sent().size() - first, 15'000u);
+  Duration min_gap = Duration::max();
+  for (std::size_t i = 1; i < departures.size(); ++i) {
+    min_gap = std::min(min_gap, departures[i] - departures[i - 1]);
+  }
+  EXPECT_GE(min_gap, Duration{7'500});
+}
+
 TEST(SessionTimers, TxSlackDoesNotServeATransmitDeadlineBeyondIt) {
   auto prm = params(ms(10), ms(10));
   prm.tx_slack = Duration{200};

@@ -3,10 +3,13 @@
 // private network namespace.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <thread>
 #include <vector>
 
 #include "../../../src/engine/core_impl.hpp"
@@ -233,6 +236,143 @@ TEST_F(TransportTest, SendSocketErrors) {
   spec.source_port = 49204;
   EXPECT_FALSE(SendSocket::open(spec, err));
   EXPECT_EQ(err.errnum, EADDRINUSE);
+}
+
+// Packets due together leave 16 per system call (io_uring), each from its
+// session's own socket and source port (SH-02/03), TTL 255 and CS6 intact.
+TEST_F(TransportTest, BatchedTransmitSixteenPacketsPerSystemCall) {
+  SocketTransport t;
+  const std::string why = t.set_mode("io_uring");
+  if (!why.empty()) GTEST_SKIP() << "io_uring unavailable here: " << why;
+  ASSERT_TRUE(t.batched());
+  UdpPeer rx("127.0.0.2", kTestPort);
+  constexpr int kPaths = 40;
+  std::vector<Transport::Path> paths;
+  for (int i = 0; i < kPaths; ++i) {
+    PathSpec spec;
+    spec.peer = boost::asio::ip::make_address("127.0.0.2");
+    spec.local = boost::asio::ip::make_address("127.0.0.1");
+    spec.source_port = static_cast<std::uint16_t>(49300 + i);
+    PathOpenError err;
+    auto p = t.open_path(spec, err);
+    ASSERT_TRUE(p) << err.message;
+    paths.push_back(*p);
+  }
+  // Fewer than a batch: queued, not sent, until the loop turn ends.
+  std::uint64_t before = t.tx_syscalls();
+  for (int i = 0; i < 10; ++i) {
+    const std::uint8_t data[] = {static_cast<std::uint8_t>(i)};
+    ASSERT_TRUE(t.send(paths[static_cast<std::size_t>(i)], data));
+  }
+  EXPECT_FALSE(rx.recv(50ms));
+  EXPECT_EQ(t.flush(), 0u);
+  EXPECT_EQ(t.tx_syscalls() - before, 1u);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(rx.recv(1000ms)) << "packet " << i << " missing";
+  // A burst leaves 16 at a time (a packet never waits behind many others).
+  before = t.tx_syscalls();
+  for (int i = 0; i < kPaths; ++i) {
+    const std::uint8_t data[] = {static_cast<std::uint8_t>(i), 2, 3};
+    ASSERT_TRUE(t.send(paths[static_cast<std::size_t>(i)], data));
+  }
+  EXPECT_EQ(t.flush(), 0u);
+  EXPECT_EQ(t.tx_syscalls() - before, 3u);  // 16 + 16 + 8
+  std::vector<bool> seen(kPaths, false);
+  for (int i = 0; i < kPaths; ++i) {
+    auto r = rx.recv(1000ms);
+    ASSERT_TRUE(r) << "packet " << i << " missing";
+    EXPECT_EQ(r->ttl, 255);
+    EXPECT_EQ(r->tos, 0xC0);
+    ASSERT_GE(r->src_port, 49300);
+    ASSERT_LT(r->src_port, 49300 + kPaths);
+    seen[r->src_port - 49300] = true;
+  }
+  EXPECT_TRUE(std::all_of(seen.begin(), seen.end(), [](bool b) { return b; }));
+  // More packets than the ring holds: flushed as it fills, nothing lost (the
+  // receiver gets a buffer large enough to hold them all).
+  const int big = 4 * 1024 * 1024;
+  ASSERT_EQ(::setsockopt(rx.fd(), SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big), 0);
+  for (int round = 0; round < 10; ++round) {
+    for (auto p : paths) {
+      const std::uint8_t data[] = {9};
+      ASSERT_TRUE(t.send(p, data));
+    }
+  }
+  EXPECT_EQ(t.flush(), 0u);
+  int got = 0;
+  while (rx.recv(200ms)) ++got;
+  EXPECT_EQ(got, 10 * kPaths);
+}
+
+TEST_F(TransportTest, UnbatchedModeSendsAtOnce) {
+  SocketTransport t;
+  ASSERT_EQ(t.set_mode("send"), "");
+  EXPECT_FALSE(t.batched());
+  UdpPeer rx("127.0.0.2", kTestPort);
+  PathSpec spec;
+  spec.peer = boost::asio::ip::make_address("127.0.0.2");
+  spec.source_port = 49400;
+  PathOpenError err;
+  auto p = t.open_path(spec, err);
+  ASSERT_TRUE(p) << err.message;
+  const std::uint8_t data[] = {1};
+  ASSERT_TRUE(t.send(*p, data));
+  EXPECT_TRUE(rx.recv(1000ms));  // before any flush
+  EXPECT_EQ(t.tx_syscalls(), 1u);
+}
+
+// A connected socket reports an earlier packet's ICMP port unreachable on the
+// next send, which the kernel then drops: that packet must still go out (the
+// peer's BFD may have just started listening), in both transmit modes.
+TEST_F(TransportTest, IcmpErrorOfAnEarlierPacketDoesNotSwallowTheNext) {
+  for (const char* mode : {"send", "io_uring"}) {
+    SCOPED_TRACE(mode);
+    SocketTransport t;
+    if (!t.set_mode(mode).empty()) continue;  // io_uring unavailable: send covered it
+    PathSpec spec;
+    spec.peer = boost::asio::ip::make_address("127.0.0.3");
+    spec.source_port = static_cast<std::uint16_t>(std::string(mode) == "send" ? 49410 : 49411);
+    PathOpenError err;
+    auto p = t.open_path(spec, err);
+    ASSERT_TRUE(p) << err.message;
+    const std::uint8_t data[] = {7};
+    // Nobody listens on 127.0.0.3:3784 yet: ICMP port unreachable comes back.
+    ASSERT_TRUE(t.send(*p, data));
+    EXPECT_EQ(t.flush(), 0u);
+    std::this_thread::sleep_for(20ms);
+    UdpPeer rx("127.0.0.3", kTestPort);
+    ASSERT_TRUE(rx.bound());
+    EXPECT_TRUE(t.send(*p, data));
+    EXPECT_EQ(t.flush(), 0u);
+    EXPECT_TRUE(rx.recv(1000ms)) << "the packet after the ICMP error was lost";
+  }
+}
+
+// No route to the peer when the session starts (link down at boot): the path
+// opens all the same and sends once the route exists.
+TEST_F(TransportTest, PathWithoutRouteOpensAndSendsOnceRouted) {
+  SocketTransport t;
+  (void)t.set_mode("auto");
+  PathSpec spec;
+  spec.peer = boost::asio::ip::make_address("198.18.7.2");
+  spec.source_port = 49420;
+  PathOpenError err;
+  auto p = t.open_path(spec, err);
+  ASSERT_TRUE(p) << err.message;
+  const std::uint8_t data[] = {1};
+  EXPECT_FALSE(t.send(*p, data));  // ENETUNREACH: counted by the caller
+  ASSERT_EQ(
+      std::system("ip link add bt0 type veth peer name bt1 && ip addr add 198.18.7.1/24 dev bt0 && "
+                  "ip link set bt0 up && ip link set bt1 up && ip addr add 198.18.7.2/32 dev lo"),
+      0);
+  UdpPeer rx("198.18.7.2", kTestPort);
+  ASSERT_TRUE(rx.bound());
+  bool sent = false;
+  for (int i = 0; i < 5 && !sent; ++i) {
+    sent = t.send(*p, data);
+    EXPECT_EQ(t.flush(), 0u);
+  }
+  EXPECT_TRUE(sent);
+  EXPECT_TRUE(rx.recv(1000ms));
 }
 
 TEST(TransportHelpers, AddressText) {
