@@ -114,12 +114,15 @@ TEST(ConfigLoad, DefaultsApplied) {
   EXPECT_EQ(c.engine.realtime_priority, 0);
   EXPECT_FALSE(c.engine.lock_memory);
   EXPECT_EQ(c.engine.timer_slot, Duration{50});
+  EXPECT_EQ(c.engine.transmit, "send");
 }
 
 TEST(ConfigLoad, EngineRealtimeOptions) {
   Config c = load_ok(
-      "[engine]\ncpu = 1\nrealtime_priority = 50\nlock_memory = true\ntimer_slot = \"200us\"\n");
+      "[engine]\ncpu = 1\nrealtime_priority = 50\nlock_memory = true\ntimer_slot = \"200us\"\n"
+      "transmit = \"io_uring\"\n");
   EXPECT_EQ(c.engine.timer_slot, Duration{200});
+  EXPECT_EQ(c.engine.transmit, "io_uring");
   ASSERT_TRUE(c.engine.cpu);
   EXPECT_EQ(*c.engine.cpu, 1u);
   EXPECT_EQ(c.engine.realtime_priority, 50);
@@ -255,6 +258,8 @@ const BadCase kBadCases[] = {
     {"EngineNotTable", "engine = 1\n", 1, 10, "engine: expected a table"},
     {"EngineTimerSlotTooLong", "[engine]\ntimer_slot = \"2ms\"\n", 2, 14,
      "engine.timer_slot: \"2ms\" is out of range 1us..1ms"},
+    {"EngineTransmitUnknown", "[engine]\ntransmit = \"sendmmsg\"\n", 2, 12,
+     "engine.transmit: \"sendmmsg\" is not one of"},
     {"UnknownSubTable", "[bfd.timers]\nx = 1\n", 1, 6, "unknown key \"timers\" in [bfd]"},
     {"SessionNotArray", "[session]\npeer = \"198.18.0.1\"\n", 1, 2, "write [[session]]"},
     {"DaemonNotTable", "daemon = 1\n", 1, 10, "expected a table"},

@@ -140,6 +140,29 @@ TEST_F(EngineTest, SessionComesUpOverLoopback) {
   EXPECT_EQ(changes, 2);  // Down -> Init, Init -> Up: one line each
 }
 
+// [engine] transmit = "io_uring": the same handshake over the batched path,
+// TTL 255 kept, nothing counted as a transmit error.
+TEST_F(EngineTest, SessionComesUpWithBatchedTransmit) {
+  cfg_.engine.transmit = "io_uring";
+  cfg_.sessions.push_back(session_spec("127.0.0.2", "127.0.0.1"));
+  UdpPeer rx("127.0.0.2", kSh);
+  UdpPeer tx("127.0.0.2", 50001);
+  ASSERT_TRUE(rx.bound() && tx.bound());
+  try {
+    start();
+  } catch (const StartupError& e) {
+    GTEST_SKIP() << "io_uring unavailable here: " << e.what();
+  }
+  const std::uint32_t discr = bring_up(rx, tx, "127.0.0.2", "127.0.0.1");
+  ASSERT_NE(discr, 0u);
+  auto more = rx.recv(2500ms);
+  ASSERT_TRUE(more);
+  EXPECT_EQ(more->ttl, 255);
+  const EngineStats st = engine_->stats();
+  EXPECT_GE(st.tx_packets, 3u);
+  EXPECT_EQ(st.tx_errors, 0u);
+}
+
 // SH-03: a flap keeps the source port.
 TEST_F(EngineTest, SourcePortFixedAcrossFlap) {
   cfg_.sessions.push_back(session_spec("127.0.0.2", "127.0.0.1"));
