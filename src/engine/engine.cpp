@@ -339,6 +339,12 @@ void Engine::shutdown(core::Hold signal) {
   stop();
 }
 
+#ifdef BEACON_TEST_HOOKS
+void Engine::debug_stall(Duration d) {
+  asio::post(impl_->io, [d] { std::this_thread::sleep_for(std::chrono::microseconds(d.count())); });
+}
+#endif
+
 void Engine::stop() {
   {
     std::lock_guard lk(impl_->mu);

@@ -23,6 +23,9 @@ namespace beacon::engine::detail {
 namespace {
 
 constexpr int kMaxBatchesPerWake = 8;  // then yield to timers and other sockets
+// After a stall everything queued is read before timers are served: a whole
+// receive buffer's worth (8 MiB of ~1 KiB datagrams) at most.
+constexpr int kMaxBatchesAfterStall = 256;
 
 std::string errno_text(int e) {
   return std::strerror(e);
@@ -230,7 +233,7 @@ void Listener::start(RxBatch& batch, RxHandler* handler, std::function<void()> d
 }
 
 void Listener::poll() {
-  if (desc_.is_open() && handler_ != nullptr) drain();
+  if (desc_.is_open() && handler_ != nullptr) drain(kMaxBatchesAfterStall);
 }
 
 void Listener::close() {
@@ -243,14 +246,14 @@ void Listener::wait() {
   desc_.async_wait(asio::posix::descriptor_base::wait_read,
                    [this](const boost::system::error_code& ec) {
                      if (ec) return;  // operation_aborted: closing
-                     drain();
+                     drain(kMaxBatchesPerWake);
                      if (done_) done_();
                      wait();
                    });
 }
 
-void Listener::drain() {
-  for (int round = 0; round < kMaxBatchesPerWake; ++round) {
+void Listener::drain(int max_batches) {
+  for (int round = 0; round < max_batches; ++round) {
     int n = batch_->receive(desc_.native_handle());
     if (n < 0) {
       if (errno != EINTR) ++stats_.rx_errors;

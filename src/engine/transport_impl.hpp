@@ -103,8 +103,9 @@ class Listener {
   // Watches the socket; each wake-up drains it (bounded) through `handler`,
   // then calls `done` once.
   void start(RxBatch& batch, RxHandler* handler, std::function<void()> done = {});
-  // Reads what is queued now (bounded) without waiting; for a loop that was
-  // stalled and wants queued packets counted before any timer is served.
+  // Reads everything queued now (up to a whole receive buffer) without
+  // waiting; for a loop that was stalled and wants queued packets counted
+  // before any timer is served.
   void poll();
   void close();
   bool is_open() const { return desc_.is_open(); }
@@ -115,7 +116,7 @@ class Listener {
 
  private:
   void wait();
-  void drain();
+  void drain(int max_batches);
   std::string where() const;
 
   asio::posix::stream_descriptor desc_;

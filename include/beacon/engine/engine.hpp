@@ -85,6 +85,12 @@ class Engine {
   // Stops the loop at once and joins the thread.
   void stop();
 
+#ifdef BEACON_TEST_HOOKS
+  // Tests only: blocks the engine loop for `d` (a stalled loop: packets
+  // queue in the kernel, timers fall due). Returns at once.
+  void debug_stall(core::Duration d);
+#endif
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

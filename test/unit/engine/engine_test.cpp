@@ -163,6 +163,50 @@ TEST_F(EngineTest, SessionComesUpWithBatchedTransmit) {
   EXPECT_EQ(st.tx_errors, 0u);
 }
 
+// A stalled loop wakes up with its detection timers overdue and the packets
+// that did arrive still queued, more of them than one read takes: they are
+// read before any detection timer is served, so a peer that kept talking is
+// not declared Down (TMR-09 counts packets received, not read late).
+TEST_F(EngineTest, PacketsQueuedDuringAStallAreReadBeforeDetection) {
+  auto spec = session_spec("127.0.0.2", "127.0.0.1");
+  spec.params = core::SessionParams{core::Duration{10'000}, core::Duration{10'000}, 3, false};
+  cfg_.sessions.push_back(spec);
+  UdpPeer rx("127.0.0.2", kSh);
+  UdpPeer tx("127.0.0.2", 50001);
+  ASSERT_TRUE(rx.bound() && tx.bound());
+  start();
+  const std::uint32_t discr = bring_up(rx, tx, "127.0.0.2", "127.0.0.1");
+  ASSERT_NE(discr, 0u);
+  auto up = [&] {
+    auto p = bfd_packet(State::Up, kPeerDiscr, discr);
+    p.desired_min_tx_us = 10'000;
+    p.required_min_rx_us = 10'000;
+    return p;
+  };
+  for (int i = 0; i < 10; ++i) {  // steady at 10 ms
+    tx.send("127.0.0.1", kSh, up());
+    std::this_thread::sleep_for(5ms);
+  }
+  const auto before = find("127.0.0.2");
+  ASSERT_TRUE(before && before->state == State::Up);
+  engine_->debug_stall(core::Duration{150'000});
+  std::this_thread::sleep_for(5ms);
+  // 600 datagrams ahead of the peer's next packets (more than one wake-up
+  // reads), then the peer keeps talking every 5 ms, through the end of the
+  // stall and after it.
+  for (int i = 0; i < 600; ++i)
+    tx.send("127.0.0.1", kSh, bfd_packet(State::Up, 7, 0x7777'0000 + i));
+  for (int i = 0; i < 60; ++i) {
+    tx.send("127.0.0.1", kSh, up());
+    std::this_thread::sleep_for(5ms);
+  }
+  const auto after = find("127.0.0.2");
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->state, State::Up);
+  EXPECT_EQ(after->counters.detect_timeouts, before->counters.detect_timeouts);
+  EXPECT_GE(drops(engine_->stats(), DropReason::UnknownYourDiscriminator), 600u);
+}
+
 // SH-03: a flap keeps the source port.
 TEST_F(EngineTest, SourcePortFixedAcrossFlap) {
   cfg_.sessions.push_back(session_spec("127.0.0.2", "127.0.0.1"));
