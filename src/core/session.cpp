@@ -465,21 +465,36 @@ bool Session::poll_guard_met(TimePoint now) const {
   return !v_.last_poll_tx || now - *v_.last_poll_tx >= poll_guard();
 }
 
+TimePoint Session::poll_timeout_at() const {
+  return v_.poll_started_at + std::max(detection_time(), periodic_interval() * 3);
+}
+
 Duration Session::poll_guard() const {
   return std::min(periodic_interval(), kPollRttGuard);
 }
 
 void Session::sync_timers(TimePoint now) {
+  // A Poll no one answers while not Up (the peer is absent or Down) ends
+  // after a detection time, at least three intervals: a change queued
+  // behind it must not wait for a Final that will never come. While Up an
+  // unanswered Poll ends with the session (detection) instead.
+  if (v_.poll_active && v_.session_state != State::Up && now >= poll_timeout_at()) {
+    v_.poll_active = false;
+  }
   const Duration tx = target_desired_min_tx();
   const Duration rx = params_.required_min_rx;
   const bool changed = tx != v_.desired_min_tx || rx != v_.required_min_rx;
   if (changed && v_.session_state != State::Up) {
     // Not Up: advertise at once (§6.8.3: >= 1 s whenever not Up) and use at
-    // once (deferral applies only "and bfd.SessionState is Up"); a running
-    // Poll carries the new values, otherwise one follows (TMR-05).
-    v_.desired_min_tx = v_.effective_tx = tx;
-    v_.required_min_rx = v_.effective_rx = rx;
-    if (!v_.poll_active) v_.poll_pending = true;
+    // once (deferral applies only "and bfd.SessionState is Up"), then Poll
+    // (TMR-05). Not while a Poll is running: a Final for it would seem to
+    // confirm values it never carried (§6.8.3 leaves that ambiguous), so the
+    // change waits until that Poll has completed or timed out.
+    if (!v_.poll_active) {
+      v_.desired_min_tx = v_.effective_tx = tx;
+      v_.required_min_rx = v_.effective_rx = rx;
+      v_.poll_pending = true;
+    }
   } else if (changed && !v_.poll_active && poll_guard_met(now)) {
     // Up: one Poll at a time, queued changes merged (TMR-14). TMR-10: a lower
     // tx / higher rx applies at once; TMR-06/07: a higher tx / lower rx waits
@@ -493,6 +508,7 @@ void Session::sync_timers(TimePoint now) {
   if (v_.poll_pending && !v_.poll_active && poll_guard_met(now)) {
     v_.poll_pending = false;
     v_.poll_active = true;  // TMR-05
+    v_.poll_started_at = now;
     ++counters_.polls_started;
   }
 }

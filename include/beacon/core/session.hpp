@@ -180,6 +180,7 @@ class Session {
     // late F for the old Poll cannot end the new one.
     bool non_final_since_poll = true;
     std::optional<TimePoint> last_poll_tx;       // last packet sent with P (TMR-14)
+    TimePoint poll_started_at{};                 // when the running Poll began
     TimePoint poll_start_at = TimePoint::max();  // a queued Poll may start then
     // Values in use; they lag the advertised ones while a Poll defers them
     // (TMR-06/07) and equal them otherwise.
@@ -210,6 +211,7 @@ class Session {
   bool run_fsm(FsmEvent event, TimePoint now, Effects& fx);
   bool poll_guard_met(TimePoint now) const;
   Duration poll_guard() const;
+  TimePoint poll_timeout_at() const;
   void sync_timers(TimePoint now);
   void update_timers(TimePoint now);
   void finish(Effects& fx, TimePoint now, bool immediate, bool final);

@@ -231,10 +231,53 @@ TEST(SessionPoll, TMR05_ChangeWhileNotUpIsAdvertisedAtOnceAndPolled) {
   EXPECT_EQ(d.s().current_packet().required_min_rx_us, 80'000u);
   EXPECT_EQ(d.s().effective_required_min_rx(), ms(80));
   EXPECT_TRUE(d.s().poll_active());
-  // A second change merges into the running Poll (nothing is deferred).
-  d.set_params(params(ms(50), ms(90)));
-  EXPECT_EQ(d.s().current_packet().required_min_rx_us, 90'000u);
   EXPECT_EQ(d.s().counters().polls_started, 1u);
+}
+
+// §6.8.3 is ambiguous about a change arriving while a Poll runs: folded into
+// it, a Final for the running Poll would seem to confirm values it never
+// carried. The second change waits until that Poll completes, then gets a
+// Poll of its own.
+TEST(SessionPoll, TMR05_SecondChangeWaitsForTheRunningPollToComplete) {
+  SessionDriver d(params(ms(50), ms(50)));
+  d.rx(peer(State::AdminDown));  // Down, peer known
+  d.set_params(params(ms(50), ms(80)));
+  ASSERT_TRUE(d.s().poll_active());
+  d.set_params(params(ms(50), ms(90)));
+  EXPECT_EQ(d.s().current_packet().required_min_rx_us, 80'000u);  // not folded in
+  EXPECT_EQ(d.s().effective_required_min_rx(), ms(80));
+  EXPECT_TRUE(d.s().poll_queued());
+  auto f = peer(State::AdminDown);
+  f.final = true;
+  d.rx(f);  // completes the first Poll
+  EXPECT_FALSE(d.s().poll_active());
+  EXPECT_EQ(d.s().current_packet().required_min_rx_us, 90'000u);  // now advertised
+  // Its own Poll starts once the TMR-14 guard allows (a packet without F).
+  d.rx(peer(State::AdminDown));
+  d.run_for(ms(1'100));
+  EXPECT_TRUE(d.s().poll_active());
+  EXPECT_EQ(d.s().counters().polls_started, 2u);
+  EXPECT_TRUE(d.sent().back().pkt.poll);
+  EXPECT_EQ(d.sent().back().pkt.required_min_rx_us, 90'000u);
+}
+
+// A Poll no one answers while the session is not Up times out (after a
+// detection time, at least three intervals) so a queued change is not stuck
+// behind it forever.
+TEST(SessionPoll, UnansweredPollWhileNotUpTimesOutAndTheQueuedChangeGoesOut) {
+  SessionDriver d(params(ms(50), ms(50)));
+  d.rx(peer(State::AdminDown));  // the peer speaks once, then is silent
+  d.set_params(params(ms(50), ms(80)));
+  ASSERT_TRUE(d.s().poll_active());
+  const TimePoint started = d.now();
+  d.set_params(params(ms(50), ms(90)));
+  d.run_for(ms(2'500));  // < 3 x 1 s: still the first Poll
+  EXPECT_TRUE(d.s().poll_active());
+  EXPECT_EQ(d.s().current_packet().required_min_rx_us, 80'000u);
+  d.run_until(started + ms(5'000));
+  EXPECT_EQ(d.s().current_packet().required_min_rx_us, 90'000u);
+  EXPECT_EQ(d.s().counters().polls_started, 2u);
+  EXPECT_TRUE(d.sent().back().pkt.poll);
 }
 
 TEST(SessionPoll, DE03_OurPollTowardsDemandPeerIsSentAtTxRate) {
