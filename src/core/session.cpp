@@ -466,7 +466,8 @@ bool Session::poll_guard_met(TimePoint now) const {
 }
 
 TimePoint Session::poll_timeout_at() const {
-  return v_.poll_started_at + std::max(detection_time(), periodic_interval() * 3);
+  // Three packets at the slow rate of a session that is not Up (TMR-04).
+  return v_.poll_started_at + std::max(detection_time(), kOneSecond * 3);
 }
 
 Duration Session::poll_guard() const {
@@ -480,6 +481,10 @@ void Session::sync_timers(TimePoint now) {
   // unanswered Poll ends with the session (detection) instead.
   if (v_.poll_active && v_.session_state != State::Up && now >= poll_timeout_at()) {
     v_.poll_active = false;
+    // Not Up, advertised values are in use at once (as for a change made
+    // while not Up): nothing stays deferred behind the ended Poll.
+    v_.effective_tx = v_.desired_min_tx;
+    v_.effective_rx = v_.required_min_rx;
   }
   const Duration tx = target_desired_min_tx();
   const Duration rx = params_.required_min_rx;
@@ -494,6 +499,10 @@ void Session::sync_timers(TimePoint now) {
       v_.desired_min_tx = v_.effective_tx = tx;
       v_.required_min_rx = v_.effective_rx = rx;
       v_.poll_pending = true;
+    } else if (v_.desired_min_tx < kOneSecond) {
+      // Except the 1 s floor of TMR-04, which is a MUST the moment the
+      // session leaves Up, Poll or not.
+      v_.desired_min_tx = v_.effective_tx = std::max(v_.desired_min_tx, kOneSecond);
     }
   } else if (changed && !v_.poll_active && poll_guard_met(now)) {
     // Up: one Poll at a time, queued changes merged (TMR-14). TMR-10: a lower
