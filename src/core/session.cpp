@@ -476,7 +476,7 @@ Duration Session::poll_guard() const {
 
 void Session::sync_timers(TimePoint now) {
   // A Poll no one answers while not Up (the peer is absent or Down) ends
-  // after a detection time, at least three intervals: a change queued
+  // after a detection time, at least 3 s (three slow-rate packets): a change queued
   // behind it must not wait for a Final that will never come. While Up an
   // unanswered Poll ends with the session (detection) instead.
   if (v_.poll_active && v_.session_state != State::Up && now >= poll_timeout_at()) {

@@ -238,11 +238,7 @@ void EngineCore::Impl::create_configured(const config::SessionSpec& spec, TimePo
     free_ids.push_back(id);
     throw StartupError(who + ": " + (discr ? error : "no free discriminator"));
   }
-  core::SessionParams params = spec.params;
-  params.passive = spec.passive;
-  params.tx_slack = opts.timer_slot;
-  params.tx_delay = opts.tx_delay;
-  s.session.emplace(*discr, params, now, rng());
+  s.session.emplace(*discr, session_params(spec.params, spec.passive), now, rng());
   // A random initial phase: thousands of configured sessions must not all
   // send their first packet in the same instant (one wake-up, thousands of
   // sends, receive starved meanwhile). The spread grows with the number of
@@ -263,6 +259,17 @@ void EngineCore::Impl::create_configured(const config::SessionSpec& spec, TimePo
             s.passive ? ", passive" : "", *discr, s.source_port);
   apply_hold(s, now);
   rearm_slot(s);
+}
+
+// The configured timers plus what the engine adds to every session: the
+// timer slot it serves deadlines in and the transport's batch delay.
+core::SessionParams EngineCore::Impl::session_params(const core::SessionParams& base,
+                                                     bool passive) const {
+  core::SessionParams p = base;
+  p.passive = passive;
+  p.tx_slack = opts.timer_slot;
+  p.tx_delay = opts.tx_delay;
+  return p;
 }
 
 // ================================================================ timers
@@ -413,11 +420,7 @@ void EngineCore::Impl::try_accept(const core::wire::ControlPacket& pkt, const Rx
 
   // Run the packet through a session that is not in any table yet: if the
   // session drops it, nothing was created (PKT-11).
-  core::SessionParams params = a.params;
-  params.passive = true;
-  params.tx_slack = opts.timer_slot;
-  params.tx_delay = opts.tx_delay;
-  core::Session session(*discr, params, now, rng());
+  core::Session session(*discr, session_params(a.params, true), now, rng());
   core::Effects fx_hold;
   if (eh.hold != core::Hold::None) fx_hold = session.set_hold(eh.hold, eh.diag, now);
   core::Effects fx = session.receive(pkt, now);

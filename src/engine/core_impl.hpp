@@ -119,6 +119,7 @@ struct EngineCore::Impl {
   void index_slot(const SessionSlot& s);
   void unindex_slot(const SessionSlot& s);
   bool open_path(SessionSlot& s, PathSpec spec, std::string& error);
+  core::SessionParams session_params(const core::SessionParams& base, bool passive) const;
 
   // ------------------------------------------------------------ loop
   bool on_timer(std::size_t limit);

@@ -13,9 +13,10 @@
 // fixed source port (SH-02/03) and local address, TTL/hop limit 255 (SH-06,
 // MH-01), DSCP CS6, SO_BINDTODEVICE when an interface is given (SH-11), and
 // connected to the peer once a route allows it (a connected socket keeps its
-// route: about 15 % less work per packet than sendto). Packets due together
-// leave together: with io_uring (the default where the kernel allows it) they
-// are queued and handed to the kernel with one system call per loop turn.
+// route: about 15 % less work per packet than sendto). By default each packet
+// leaves with its own send(2); with [engine] transmit = "io_uring" packets are
+// queued and handed to the kernel 16 per system call (and at the end of each
+// loop turn).
 // Never blocks; a failed send is counted by the caller.
 //
 // Thread: engine loop only. Open functions throw StartupError (Listener) or
