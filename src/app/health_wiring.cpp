@@ -65,11 +65,13 @@ void register_health_commands(ctl::Dispatcher& d, health::HealthManager& health)
   d.add("checks", {[&health](const json&) {
                      return json{{"checks", checks_to_json(health.checks())}};
                    },
-                   {}});
+                   {},
+                   ctl::Access::Read});
   d.add("groups", {[&health](const json&) {
                      return json{{"groups", groups_to_json(health.groups())}};
                    },
-                   {}});
+                   {},
+                   ctl::Access::Read});
 #ifdef BEACON_TEST_HOOKS
   d.add("debug-stall-ops", {[&health](const json& req) {
                               auto it = req.find("ms");
@@ -83,7 +85,8 @@ void register_health_commands(ctl::Dispatcher& d, health::HealthManager& health)
                               health.test_stall(std::chrono::milliseconds(v));
                               return json{{"stalling_ms", v}};
                             },
-                            {"ms"}});
+                            {"ms"},
+                            ctl::Access::Admin});
 #endif
 }
 

@@ -23,6 +23,42 @@ void read_timers(TableReader& reader, core::SessionParams& params) {
   }
 }
 
+namespace {
+
+// A group name as groupadd accepts it: 1..32 of [A-Za-z0-9_.-], not starting
+// with '-' (it would read as an option) and not all digits (a number would be
+// taken for a gid by some tools and for a name by getgrnam: say which).
+void read_group_name(TableReader& r, Diagnostics& diag, std::string_view key, std::string& out) {
+  auto name = r.get_string(key);
+  if (!name) return;
+  auto fail = [&](const std::string& why) {
+    diag.error(position_of(*r.find(key)), "daemon." + std::string(key) + ": " + why);
+  };
+  if (name->empty() || name->size() > 32) {
+    fail("must be a group name of 1 to 32 characters");
+    return;
+  }
+  for (char c : *name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '.' || c == '-';
+    if (!ok) {
+      fail("not a valid group name (letters, digits, '_', '.', '-')");
+      return;
+    }
+  }
+  if (name->front() == '-') {
+    fail("not a valid group name (must not start with '-')");
+    return;
+  }
+  if (name->find_first_not_of("0123456789") == std::string::npos) {
+    fail("give the group's name, not its gid");
+    return;
+  }
+  out = *name;
+}
+
+}  // namespace
+
 void load_daemon(const toml::table& table, Config& config, Diagnostics& diag) {
   TableReader r(table, "daemon", diag);
   DaemonConfig& d = config.daemon;
@@ -43,6 +79,8 @@ void load_daemon(const toml::table& table, Config& config, Diagnostics& diag) {
   static constexpr std::array<std::string_view, 5> kLevels = {"trace", "debug", "info", "warn",
                                                               "error"};
   if (auto level = r.get_enum("log_level", kLevels)) d.log_level = *level;
+  read_group_name(r, diag, "read_group", d.read_group);
+  read_group_name(r, diag, "admin_group", d.admin_group);
   r.report_unknown();
 }
 

@@ -1,7 +1,10 @@
 // Control protocol v1: request validation and the command registry.
 #include "beacon/ctl/protocol.hpp"
 
+#include <spdlog/logger.h>
+
 #include <algorithm>
+#include <cctype>
 #include <exception>
 #include <utility>
 
@@ -93,7 +96,74 @@ StateRequest parse_state(const json& req) {
   return r;
 }
 
+// Audit values: short and printable, so a client cannot forge or flood log
+// lines through its request fields.
+constexpr std::size_t kAuditMaxString = 64;
+constexpr std::size_t kAuditMaxFields = 16;
+
+std::string printable(std::string_view s, std::size_t max) {
+  std::string out;
+  for (char c : s.substr(0, max)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  if (s.size() > max) out += "...";
+  return out;
+}
+
+// A field whose value must never reach a log file. No command takes one
+// today; the rule is here so that a future one cannot leak by accident.
+bool secret_field(std::string_view key) {
+  std::string k;
+  for (char c : key) k += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (std::string_view word : {"pass", "secret", "token", "credential", "auth"}) {
+    if (k.find(word) != std::string::npos) return true;
+  }
+  return false;
+}
+
+json audit_value(std::string_view key, const json& v) {
+  if (secret_field(key)) return "<redacted>";
+  if (v.is_string()) return printable(v.get_ref<const std::string&>(), kAuditMaxString);
+  if (v.is_array()) return "<array of " + std::to_string(v.size()) + ">";
+  if (v.is_object()) return "<object of " + std::to_string(v.size()) + " fields>";
+  return v;  // number, boolean, null
+}
+
 }  // namespace
+
+std::string audit_line(const PeerCredentials& who, std::string_view user, std::string_view cmd,
+                       const json& request, std::string_view result) {
+  json args = json::object();
+  std::size_t skipped = 0;
+  if (request.is_object()) {
+    for (const auto& [key, value] : request.items()) {
+      if (key == "cmd" || key == "reason") continue;
+      if (args.size() >= kAuditMaxFields) {
+        ++skipped;
+        continue;
+      }
+      args[printable(key, 32)] = audit_value(key, value);
+    }
+  }
+  if (skipped > 0) args["..."] = std::to_string(skipped) + " more fields";
+  std::string line = "audit: uid=";
+  line += who.known ? std::to_string(who.uid) : "?";
+  line += " user=" + printable(user.empty() ? "?" : user, 32);
+  line += " pid=";
+  line += who.known ? std::to_string(who.pid) : "?";
+  line += " cmd=" + printable(cmd, 64);
+  // ASCII-only JSON: quotes and control bytes are escaped, never raw.
+  line += " args=" + args.dump(-1, ' ', true, json::error_handler_t::replace);
+  if (request.is_object()) {
+    auto it = request.find("reason");
+    if (it != request.end()) {
+      json reason = it->is_string() ? json(printable(it->get_ref<const std::string&>(), 200))
+                                    : audit_value("reason", *it);
+      line += " reason=" + reason.dump(-1, ' ', true, json::error_handler_t::replace);
+    }
+  }
+  line += " result=";
+  line += printable(result, 300);
+  return line;
+}
 
 std::string dump_json(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -109,17 +179,20 @@ Dispatcher::Dispatcher(Backend& backend) {
                      for (const auto& s : backend.sessions()) list.push_back(session_to_json(s));
                      return json{{"sessions", std::move(list)}};
                    },
-                   {}});
+                   {},
+                   Access::Read});
   add("stats", {[&backend](const json&) {
                   return json{{"stats", stats_to_json(backend.stats())}};
                 },
-                {}});
+                {},
+                Access::Read});
   add("version", {[](const json&) {
                     return json{{"daemon", "bfd-beacon"},
                                 {"version", BEACON_VERSION},
                                 {"protocol", kProtocolVersion}};
                   },
-                  {}});
+                  {},
+                  Access::Read});
   add("session-set-state",
       {[&backend](const json& req) {
          StateRequest st = parse_state(req);
@@ -131,7 +204,8 @@ Dispatcher::Dispatcher(Backend& backend) {
          if (st.hold != core::Hold::None) out["diag"] = st.diag;
          return out;
        },
-       {"state", "diag", "peer", "group", "all"}});
+       {"state", "diag", "peer", "group", "all"},
+       Access::Admin});
 }
 
 void Dispatcher::add(std::string name, Command command) {
@@ -144,9 +218,28 @@ std::vector<std::string> Dispatcher::command_names() const {
   return names;
 }
 
+std::optional<Access> Dispatcher::command_access(std::string_view name) const {
+  auto it = commands_.find(name);
+  if (it == commands_.end()) return std::nullopt;
+  return it->second.access;
+}
+
+void Dispatcher::enable_access_control(AccessPolicy policy, std::shared_ptr<spdlog::logger> audit) {
+  policy_ = std::move(policy);
+  audit_ = std::move(audit);
+}
+
 std::string Dispatcher::handle(std::string_view line) {
   try {
     return dump_json(handle_json(line));
+  } catch (...) {
+    return R"({"ok":false,"error":"internal error: response could not be built"})";
+  }
+}
+
+std::string Dispatcher::handle(std::string_view line, Caller& caller) {
+  try {
+    return dump_json(handle_json(line, &caller));
   } catch (...) {
     // Last line of defence (e.g. out of memory while serialising): the caller
     // still gets one well-formed response line and the loop goes on.
@@ -154,9 +247,9 @@ std::string Dispatcher::handle(std::string_view line) {
   }
 }
 
-json Dispatcher::handle_json(std::string_view line) {
+json Dispatcher::handle_json(std::string_view line, Caller* caller) {
   try {
-    return handle_request(line);
+    return handle_request(line, caller);
   } catch (const std::exception& e) {
     return error_response(std::string("internal error: ") + e.what());
   } catch (...) {
@@ -164,7 +257,7 @@ json Dispatcher::handle_json(std::string_view line) {
   }
 }
 
-json Dispatcher::handle_request(std::string_view line) {
+json Dispatcher::handle_request(std::string_view line, Caller* caller) {
   json req;
   try {
     req = json::parse(line.begin(), line.end());
@@ -200,11 +293,47 @@ json Dispatcher::handle_request(std::string_view line) {
         error_response("unknown command " + quote_name(name) + " (known: " + known + ")"));
   }
   const Command& command = it->second;
+  std::string result;
+  json out = run_command(command, name, req, caller, result);
+  if (audit_ && command.access == Access::Admin) {
+    if (result.empty() && out.value("ok", false)) {
+      result = "ok";
+    } else if (result.empty()) {
+      const json* err = find_field(out, "error");
+      result = err != nullptr && err->is_string() ? "error: " + err->get<std::string>() : "error";
+    }
+    PeerCredentials unknown;
+    const PeerCredentials& who = caller != nullptr ? caller->credentials : unknown;
+    std::string user = "?";
+    if (caller != nullptr && who.known) {
+      if (caller->user.empty()) caller->user = user_name(who.uid);
+      user = caller->user;
+    }
+    audit_->info("{}", audit_line(who, user, name, req, result));
+  }
+  return respond(std::move(out));
+}
+
+// Permission, then fields, then the handler. Sets `result` only for a
+// permission refusal ("refused: ..."); the caller derives the rest.
+json Dispatcher::run_command(const Command& command, std::string_view name, const json& req,
+                             Caller* caller, std::string& result) {
+  if (audit_) {
+    // Checked before the fields: a caller without the right learns nothing
+    // from a command's validation messages.
+    PeerCredentials unknown;
+    AccessDecision d =
+        decide(policy_, caller != nullptr ? caller->credentials : unknown, command.access);
+    if (!d.allowed) {
+      result = "refused: " + d.message;
+      return error_response(d.message);
+    }
+  }
   for (const auto& [key, value] : req.items()) {
     if (key == "cmd" || key == "id") continue;
     if (std::find(command.fields.begin(), command.fields.end(), key) == command.fields.end()) {
-      return respond(
-          error_response("unknown field " + quote_name(key) + " for command " + quote_name(name)));
+      return error_response("unknown field " + quote_name(key) + " for command " +
+                            quote_name(name));
     }
   }
 
@@ -213,13 +342,13 @@ json Dispatcher::handle_request(std::string_view line) {
     if (!body.is_object()) body = json::object();
     json out{{"ok", true}};
     out.update(body);
-    return respond(std::move(out));
+    return out;
   } catch (const RequestError& e) {
-    return respond(error_response(e.what()));
+    return error_response(e.what());
   } catch (const std::exception& e) {
-    return respond(error_response(std::string("internal error: ") + e.what()));
+    return error_response(std::string("internal error: ") + e.what());
   } catch (...) {
-    return respond(error_response("internal error"));
+    return error_response("internal error");
   }
 }
 

@@ -99,7 +99,13 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 class Server::Impl::Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(std::weak_ptr<Impl> owner, stream::socket socket, std::uint64_t id)
-      : owner_(std::move(owner)), socket_(std::move(socket)), id_(id) {}
+      : owner_(std::move(owner)), socket_(std::move(socket)), id_(id) {
+    // Read once, now: SO_PEERCRED holds the identity the peer had when it
+    // connected, and the groups are best read while that process is alive.
+    caller_.credentials = read_peer_credentials(socket_.native_handle());
+  }
+
+  const Caller& caller() const { return caller_; }
 
   void start() { read(); }
 
@@ -168,7 +174,7 @@ class Server::Impl::Connection : public std::enable_shared_from_this<Connection>
         return;
       }
       if (line.find_first_not_of(" \t") == std::string_view::npos) continue;  // blank line
-      out_ += owner.dispatcher_.handle(line);
+      out_ += owner.dispatcher_.handle(line, caller_);
       out_ += '\n';
     }
     in_.erase(0, start);
@@ -223,6 +229,7 @@ class Server::Impl::Connection : public std::enable_shared_from_this<Connection>
   std::weak_ptr<Impl> owner_;
   stream::socket socket_;
   std::uint64_t id_;
+  Caller caller_;
   std::array<char, 4096> chunk_{};
   std::string in_;
   std::string out_;
@@ -294,6 +301,14 @@ void Server::Impl::start() {
     stop();
     throw ServerError("cannot set mode of control socket " + path + ": " + errno_text(err));
   }
+  // The group is who can connect at all (mode 0660). A failure here only
+  // narrows who can connect, so the daemon goes on with a warning.
+  if (options_.group && ::chown(path.c_str(), static_cast<uid_t>(-1), *options_.group) != 0) {
+    log_->warn(
+        "cannot set the group of control socket {} to gid {}: {}; members of that group "
+        "cannot connect",
+        path, *options_.group, errno_text(errno));
+  }
   acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
     stop();
@@ -327,7 +342,16 @@ void Server::Impl::accept() {
             conn->reject("too many control connections (at most " +
                          std::to_string(self->options_.max_connections) + ")");
           } else {
-            self->log_->debug("control connection {} opened", conn->id());
+            const PeerCredentials& who = conn->caller().credentials;
+            if (who.known) {
+              self->log_->debug("control connection {} opened by uid {} gid {} pid {}", conn->id(),
+                                who.uid, who.gid, who.pid);
+            } else {
+              self->log_->warn(
+                  "control connection {}: peer credentials unavailable; every request on it "
+                  "will be refused",
+                  conn->id());
+            }
             conn->start();
           }
         }

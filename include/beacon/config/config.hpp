@@ -30,6 +30,10 @@ struct DaemonConfig {
   std::string control_socket = "/run/bfd-beacon/control.sock";
   core::Hold shutdown_signal = core::Hold::Down;  // "down" | "admin-down"
   std::string log_level = "info";                 // spdlog level name
+  // Control socket access (names resolved at start; a group missing on the
+  // host matches nobody). Root may always do everything.
+  std::string read_group = "bfd-beacon";         // read-only commands (and the socket's group)
+  std::string admin_group = "bfd-beacon-admin";  // state-changing commands
 };
 
 // [engine]: real-time placement of the engine thread (all off by default).

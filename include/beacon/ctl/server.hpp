@@ -6,15 +6,23 @@
 // than max_line gets an error response and the connection is closed. Other
 // bad requests get an error response and the connection stays open.
 //
+// Each connection's peer credentials (SO_PEERCRED, plus the supplementary
+// groups of the peer's process) are read once when it is accepted and passed
+// with every request to the dispatcher, which decides what the caller may do
+// (access.hpp). The socket file's mode and group are the first gate: only
+// its group (read_group) can connect at all.
+//
 // Thread: construct, start() and stop() on the thread that runs the
 // io_context, or before it runs / after it has stopped.
 #pragma once
 
 #include <spdlog/logger.h>
+#include <sys/types.h>
 
 #include <boost/asio/io_context.hpp>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -33,6 +41,9 @@ struct ServerOptions {
   std::size_t max_line = kMaxRequestLine;  // bytes per request line
   std::size_t max_connections = 64;        // beyond: error response, close
   unsigned mode = 0660;                    // socket file permissions
+  // Group of the socket file (chown to it; the owner stays the daemon's
+  // user); nullopt leaves the group bind() gave it.
+  std::optional<gid_t> group = std::nullopt;
 };
 
 class Server {
@@ -45,7 +56,8 @@ class Server {
 
   // Creates the parent directory (0755) if missing, removes a stale socket
   // file (refuses if a live server answers on it), binds, sets the mode and
-  // starts accepting. Throws ServerError.
+  // the group and starts accepting. Throws ServerError (a failed chown is
+  // only a warning: the socket then admits fewer callers, never more).
   void start();
   // Stops accepting, closes every connection, unlinks the socket file.
   // Idempotent.

@@ -31,6 +31,8 @@ TEST(ConfigLoad, ExampleWithEveryKeyRoundTrips) {
   EXPECT_EQ(c.daemon.control_socket, "/run/bfd-beacon/control.sock");
   EXPECT_EQ(c.daemon.shutdown_signal, core::Hold::Down);
   EXPECT_EQ(c.daemon.log_level, "info");
+  EXPECT_EQ(c.daemon.read_group, "bfd-beacon");
+  EXPECT_EQ(c.daemon.admin_group, "bfd-beacon-admin");
   EXPECT_EQ(c.bfd.params.desired_min_tx, Duration{50'000});
   EXPECT_EQ(c.bfd.params.required_min_rx, Duration{50'000});
   EXPECT_EQ(c.bfd.params.detect_mult, 3);
@@ -94,6 +96,9 @@ TEST(ConfigLoad, DefaultsApplied) {
   EXPECT_EQ(c.daemon.control_socket, "/run/bfd-beacon/control.sock");
   EXPECT_EQ(c.daemon.shutdown_signal, core::Hold::Down);  // issue: default "down"
   EXPECT_EQ(c.daemon.log_level, "info");
+  // Access control: the documented group names (root-only until they exist).
+  EXPECT_EQ(c.daemon.read_group, "bfd-beacon");
+  EXPECT_EQ(c.daemon.admin_group, "bfd-beacon-admin");
   EXPECT_EQ(c.bfd.multihop_min_ttl, 254);
   ASSERT_EQ(c.sessions.size(), 1u);
   const SessionSpec& s = c.sessions[0];
@@ -148,6 +153,8 @@ passive_create_per_second = 5
 shutdown_signal = "admin-down"
 log_level = "debug"
 control_socket = "/tmp/x.sock"
+read_group = "lb-ops"
+admin_group = "lb_admin.2"
 
 [[session]]
 peer = "2001:db8::1"
@@ -164,6 +171,8 @@ max_sessions = 1
   EXPECT_EQ(c.daemon.shutdown_signal, core::Hold::AdminDown);
   EXPECT_EQ(c.daemon.log_level, "debug");
   EXPECT_EQ(c.daemon.control_socket, "/tmp/x.sock");
+  EXPECT_EQ(c.daemon.read_group, "lb-ops");
+  EXPECT_EQ(c.daemon.admin_group, "lb_admin.2");
   EXPECT_EQ(c.bfd.passive_create_per_second, 5u);
   ASSERT_EQ(c.sessions.size(), 1u);
   EXPECT_EQ(c.sessions[0].params.desired_min_tx, Duration{10'000});
@@ -298,6 +307,20 @@ const BadCase kBadCases[] = {
      "\"/run/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
      "aaaaaaaaaaaaaaaaa\"\n",
      2, 18, "at most 107 bytes"},
+    {"EmptyReadGroup", "[daemon]\nread_group = \"\"\n", 2, 14,
+     "daemon.read_group: must be a group name of 1 to 32 characters"},
+    {"LongAdminGroup", "[daemon]\nadmin_group = \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\n", 2, 15,
+     "daemon.admin_group: must be a group name of 1 to 32 characters"},
+    {"ReadGroupWithSpace", "[daemon]\nread_group = \"bfd beacon\"\n", 2, 14,
+     "daemon.read_group: not a valid group name"},
+    {"AdminGroupWithColon", "[daemon]\nadmin_group = \"adm:x\"\n", 2, 15,
+     "daemon.admin_group: not a valid group name"},
+    {"AdminGroupLeadingDash", "[daemon]\nadmin_group = \"-admin\"\n", 2, 15,
+     "must not start with '-'"},
+    {"ReadGroupNumeric", "[daemon]\nread_group = \"1001\"\n", 2, 14,
+     "daemon.read_group: give the group's name, not its gid"},
+    {"ReadGroupNotAString", "[daemon]\nread_group = 1001\n", 2, 14,
+     "daemon.read_group: expected a string"},
     // [bfd] extensions
     {"ZeroMinTtl", "[bfd]\nmultihop_min_ttl = 0\n", 2, 20, "out of range 1..255"},
     {"ZeroCreateRate", "[bfd]\npassive_create_per_second = 0\n", 2, 29, "out of range"},

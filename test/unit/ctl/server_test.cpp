@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <spdlog/sinks/null_sink.h>
+#include <spdlog/sinks/ostream_sink.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -139,6 +140,45 @@ TEST_F(ServerTest, CreatesParentDirAndSocketWithModes) {
   EXPECT_EQ(st.st_mode & 0777, 0660u);
   ASSERT_EQ(::stat((dir_ / "run").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0755u);
+}
+
+TEST_F(ServerTest, SetsTheSocketGroup) {
+  // Root may give the file any group; anyone else only one of its own.
+  const gid_t group = ::geteuid() == 0 ? 4242 : ::getegid();
+  ServerOptions opt;
+  opt.group = group;
+  start(opt);
+  struct stat st {};
+  ASSERT_EQ(::stat(path_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_gid, group);
+  EXPECT_EQ(st.st_uid, ::geteuid());
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+}
+
+TEST_F(ServerTest, PassesThePeerCredentialsToTheDispatcher) {
+  std::ostringstream audit;
+  auto logger = std::make_shared<spdlog::logger>(
+      "audit", std::make_shared<spdlog::sinks::ostream_sink_mt>(audit));
+  logger->set_pattern("%v");
+  // Groups that exist nowhere: only uid 0 may do anything.
+  dispatcher_.enable_access_control(
+      AccessPolicy{GroupRef{"r", std::nullopt}, GroupRef{"a", std::nullopt}}, logger);
+  start();
+  RawClient c(path_);
+  ASSERT_TRUE(c.connected());
+  json r = c.ask(R"({"cmd":"session-set-state","state":"up","all":true})");
+  const std::string uid = std::to_string(::geteuid());
+  if (::geteuid() == 0) {
+    EXPECT_EQ(r.at("ok"), true) << r;
+  } else {
+    EXPECT_EQ(r.at("ok"), false);
+    EXPECT_EQ(r.at("error").get<std::string>().rfind("permission denied: uid " + uid, 0), 0u) << r;
+  }
+  stop();  // the audit line is written before the response; stop() orders the read
+  EXPECT_NE(audit.str().find("audit: uid=" + uid + " user="), std::string::npos) << audit.str();
+  EXPECT_NE(audit.str().find(" pid=" + std::to_string(::getpid()) + " cmd=session-set-state"),
+            std::string::npos)
+      << audit.str();
 }
 
 TEST_F(ServerTest, ManyRequestsOnOneConnectionWithABadOneInTheMiddle) {
