@@ -14,6 +14,10 @@
 //    still ends the loop, the ops thread wakes main (SIGTERM to main only),
 //    which sends the shutdown signal to every peer and exits with
 //    kExitOpsLoopFailed: a dead control plane must not keep a route.
+//  - systemd watchdog (only under systemd with WatchdogSec): sends WATCHDOG=1
+//    while the engine loop and the ops loop both prove they are alive; never
+//    waits on either (see systemd_wiring.hpp). READY=1 / STATUS= go out from
+//    the ops loop, STOPPING=1 from main once a stop signal is taken.
 #include "beacon/app/daemon.hpp"
 
 #include <pthread.h>
@@ -23,6 +27,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
@@ -39,6 +44,8 @@
 #include <thread>
 
 #include "beacon/app/health_wiring.hpp"
+#include "beacon/app/sd_notify.hpp"
+#include "beacon/app/systemd_wiring.hpp"
 #include "beacon/config/config.hpp"
 #include "beacon/ctl/cli.hpp"
 #include "beacon/ctl/engine_backend.hpp"
@@ -125,7 +132,7 @@ void raise_fd_limit(spdlog::logger& log, std::size_t configured_sessions) {
 }
 
 int serve(const config::Config& cfg, const sigset_t& signals,
-          const std::shared_ptr<spdlog::logger>& log) {
+          const std::shared_ptr<spdlog::logger>& log, const sd::Environment& sd_env) {
   std::signal(SIGPIPE, SIG_IGN);
   raise_fd_limit(*log, cfg.sessions.size());
   if (cfg.engine.lock_memory) {
@@ -150,13 +157,29 @@ int serve(const config::Config& cfg, const sigset_t& signals,
   asio::io_context ops;
   ctl::EngineBackend backend(engine);
   ctl::Dispatcher dispatcher(backend);
-  ctl::Server server(ops, ctl::ServerOptions{cfg.daemon.control_socket}, dispatcher, log);
+  // Root, read_group and admin_group decide who may do what; the socket's
+  // group is read_group (when it exists) so its members can connect.
+  ctl::AccessPolicy access =
+      ctl::resolve_access_policy(cfg.daemon.read_group, cfg.daemon.admin_group, *log);
+  ctl::ServerOptions server_options{cfg.daemon.control_socket};
+  server_options.group = access.read_group.gid;
+  dispatcher.enable_access_control(std::move(access), log);
+  ctl::Server server(ops, std::move(server_options), dispatcher, log);
+  // Declared before `health`, which refers to it through the sink: a group
+  // decision change re-evaluates readiness and STATUS=.
+  SystemdNotifier systemd(sd_env, ops, engine, log);
+  health::Sink sink = make_engine_sink(engine, log);
+  sink.apply = [apply = std::move(sink.apply), &systemd](const std::string& group,
+                                                         const health::GroupDecision& d) {
+    apply(group, d);
+    systemd.poke();
+  };
   // Probes are created now (on the ops io_context, not yet running); the
   // engine already holds every health-managed group Down until the first
   // verdict (start-up order).
   std::unique_ptr<health::HealthManager> health;
   try {
-    health = std::make_unique<health::HealthManager>(ops, cfg, make_engine_sink(engine, log), log);
+    health = std::make_unique<health::HealthManager>(ops, cfg, std::move(sink), log);
   } catch (const std::exception& e) {
     log->error("startup failed: health checks: {}", e.what());
     return 1;
@@ -184,7 +207,11 @@ int serve(const config::Config& cfg, const sigset_t& signals,
                   : std::string());
   }
   // After engine.run(): the sink's set_hold posts to the engine loop and waits.
-  asio::post(ops, [&health] { health->start(); });
+  // The sockets are bound by now: READY=1 follows the first verdicts.
+  asio::post(ops, [&health, &systemd] {
+    health->start();
+    systemd.start(*health);
+  });
 #ifdef BEACON_TEST_HOOKS
   // Fault injection: an exception escaping a handler that no guard contains,
   // i.e. the ops loop itself failing.
@@ -215,6 +242,7 @@ int serve(const config::Config& cfg, const sigset_t& signals,
     // SIGTERM is blocked everywhere; main's sigwait() takes it.
     pthread_kill(main_thread, SIGTERM);
   });
+  systemd.start_watchdog();
   log->info(
       "bfd-beacon {} running: {} configured sessions, {} accept rules, {} checks, {} groups, "
       "control socket {}",
@@ -223,6 +251,8 @@ int serve(const config::Config& cfg, const sigset_t& signals,
 
   int sig = wait_for_stop(signals, *log);
   if (ops_failed.load()) {
+    systemd.stopping("stopping: ops loop failed; signalling peers (" +
+                     std::string(core::hold_name(cfg.daemon.shutdown_signal)) + ")");
     log->critical(
         "control socket and health checks are dead: sending the shutdown signal ({}) to every "
         "peer and exiting with status {} (ops loop failure) so the supervisor restarts "
@@ -238,6 +268,8 @@ int serve(const config::Config& cfg, const sigset_t& signals,
   }
   log->info("received {}, shutting down (signal to peers: {})", strsignal(sig),
             core::hold_name(cfg.daemon.shutdown_signal));
+  systemd.stopping("stopping: signalling peers (" +
+                   std::string(core::hold_name(cfg.daemon.shutdown_signal)) + ")");
   asio::post(ops, [&] {
     health->stop();
     server.stop();
@@ -287,6 +319,9 @@ int run_daemon(const std::vector<std::string>& args) {
     std::cerr << "bfd-beacon: invalid log level '" << level << "'\n";
     return 1;
   }
+  // Read (and remove, so exec checks do not inherit them) the systemd
+  // variables while this is the only thread: unsetenv() is not thread-safe.
+  const sd::Environment sd_env = sd::read_environment(true, ::getpid());
   // Block the stop signals before any other thread exists (the logger's
   // included): every thread inherits the mask and only sigwait() sees them.
   const sigset_t signals = stop_signals();
@@ -294,7 +329,7 @@ int run_daemon(const std::vector<std::string>& args) {
   auto log = make_logger(level);
   int rc = 1;
   try {
-    rc = serve(cfg, signals, log);
+    rc = serve(cfg, signals, log, sd_env);
   } catch (const std::exception& e) {
     log->critical("fatal: {}", e.what());
   }

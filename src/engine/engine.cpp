@@ -314,6 +314,24 @@ void Engine::heartbeat() noexcept {
                                  std::memory_order_release);
 }
 
+void Engine::probe_alive() noexcept {
+  if (impl_->alive_pending.exchange(true, std::memory_order_acq_rel)) return;
+  try {
+    asio::post(impl_->io, [impl = impl_.get()] {
+      impl->alive_us.store(impl->clock.now().time_since_epoch().count(), std::memory_order_release);
+      impl->alive_pending.store(false, std::memory_order_release);
+    });
+  } catch (...) {
+    impl_->alive_pending.store(false, std::memory_order_release);  // out of memory: next time
+  }
+}
+
+std::optional<core::TimePoint> Engine::last_alive() const noexcept {
+  const std::int64_t us = impl_->alive_us.load(std::memory_order_acquire);
+  if (us == 0) return std::nullopt;
+  return core::TimePoint{core::Duration{us}};
+}
+
 void Engine::shutdown(core::Hold signal) {
   std::future<void> done;
   {

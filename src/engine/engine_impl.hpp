@@ -66,6 +66,12 @@ struct Engine::Impl {
   std::atomic<std::int64_t> last_heartbeat_us{0};
   boost::asio::steady_timer failsafe_timer{io};
 
+  // Liveness probe (Engine::probe_alive): alive_us is written by the loop,
+  // read by any thread; steady-clock microseconds, 0 = never. alive_pending
+  // is true while a probe is queued.
+  std::atomic<std::int64_t> alive_us{0};
+  std::atomic<bool> alive_pending{false};
+
   // Shutdown.
   boost::asio::steady_timer shutdown_timer{io};
   std::promise<void> shutdown_done;

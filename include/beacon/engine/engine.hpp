@@ -76,6 +76,15 @@ class Engine {
   // heartbeats resume. Checked every failsafe_timeout / 4 on the engine loop.
   void heartbeat() noexcept;
 
+  // Liveness proof for a supervisor (the systemd watchdog): posts a no-op to
+  // the engine loop that records when it ran; last_alive() reads that time.
+  // Any thread, never blocks, never throws. At most one probe is queued at a
+  // time, so a stalled loop does not accumulate them; while the loop is
+  // stalled or stopped, last_alive() simply stops advancing.
+  void probe_alive() noexcept;
+  // Steady-clock time the loop last ran a probe; nullopt before the first.
+  std::optional<core::TimePoint> last_alive() const noexcept;
+
   // Graceful stop: every Up session announces `signal` (Down diag 5, or
   // AdminDown diag 7) at once and then keeps its own schedule (1 s while not
   // Up; none if the peer asked for Required Min RX 0); the engine waits until

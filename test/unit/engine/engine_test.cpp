@@ -207,6 +207,33 @@ TEST_F(EngineTest, PacketsQueuedDuringAStallAreReadBeforeDetection) {
   EXPECT_GE(drops(engine_->stats(), DropReason::UnknownYourDiscriminator), 600u);
 }
 
+// The watchdog's proof of life: a probe is answered by the running loop, one
+// probe at a time, and not while the loop is stalled.
+TEST_F(EngineTest, LivenessProbeAnsweredOnlyByARunningLoop) {
+  start();
+  EXPECT_EQ(engine_->last_alive(), std::nullopt);
+  engine_->probe_alive();
+  auto answered_after = [&](std::optional<core::TimePoint> since) {
+    for (int i = 0; i < 2000; ++i) {
+      if (auto t = engine_->last_alive(); t && (!since || *t > *since)) return t;
+      std::this_thread::sleep_for(1ms);
+    }
+    return std::optional<core::TimePoint>();
+  };
+  const auto first = answered_after(std::nullopt);
+  ASSERT_TRUE(first);
+#ifdef BEACON_TEST_HOOKS
+  engine_->debug_stall(core::Duration{300'000});
+  std::this_thread::sleep_for(20ms);
+  for (int i = 0; i < 10; ++i) engine_->probe_alive();  // coalesced into one
+  std::this_thread::sleep_for(150ms);
+  EXPECT_EQ(engine_->last_alive(), first) << "answered while stalled";
+  const auto later = answered_after(first);
+  ASSERT_TRUE(later);
+  EXPECT_GE(*later - *first, core::Duration{250'000});
+#endif
+}
+
 // SH-03: a flap keeps the source port.
 TEST_F(EngineTest, SourcePortFixedAcrossFlap) {
   cfg_.sessions.push_back(session_spec("127.0.0.2", "127.0.0.1"));
