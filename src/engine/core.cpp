@@ -67,6 +67,8 @@ EngineOptions EngineOptions::from(const config::Config& cfg) {
   o.accepts = cfg.accepts;
   for (const auto& g : cfg.groups) {
     o.declared_groups.push_back(g.name);
+    o.group_signals.push_back(
+        ManagedGroup{g.name, g.unhealthy_signal, g.maintenance_signal, g.diag, g.checks.size()});
     if (!g.checks.empty()) {
       o.managed.push_back(
           ManagedGroup{g.name, g.unhealthy_signal, g.maintenance_signal, g.diag, g.checks.size()});
@@ -115,7 +117,8 @@ void EngineCore::Impl::open() {
   for (const auto& g : opts.declared_groups) known_groups.push_back(g);
   std::sort(known_groups.begin(), known_groups.end());
   known_groups.erase(std::unique(known_groups.begin(), known_groups.end()), known_groups.end());
-  init_health();  // before any session exists: no Up before the first verdict
+  init_health();       // before any session exists: no Up before the first verdict
+  init_maintenance();  // likewise: a box in maintenance stays out after a restart
   for (const auto& spec : opts.sessions) create_configured(spec, now);
   log->info("engine: {} configured sessions, {} accept rules", opts.sessions.size(),
             opts.accepts.size());
@@ -416,6 +419,8 @@ void EngineCore::Impl::try_accept(const core::wire::ControlPacket& pkt, const Rx
   const unsigned ifindex = info.multihop ? accept->rule_ifindex(v.rule) : info.ifindex;
   const std::string ifname = transport.interface_name(ifindex);
   detail::HoldTarget t{info.src, ifname, ifindex, a.group};
+  // A passive session has no [[session]] table of its own: its group decides.
+  t.maintenance = group_maintenance_hold(a.group);
   const detail::EffectiveHold eh = holds.effective(t);
 
   // Run the packet through a session that is not in any table yet: if the
@@ -597,6 +602,10 @@ std::optional<TimePoint> EngineCore::next_wakeup() const {
 HoldResult EngineCore::set_hold(HoldSource source, const Selector& sel, core::Hold hold,
                                 std::uint8_t diag, std::string reason) {
   return impl_->set_hold(source, sel, hold, diag, std::move(reason));
+}
+
+HoldResult EngineCore::set_maintenance(std::vector<MaintenanceScope> scopes) {
+  return impl_->set_maintenance(std::move(scopes));
 }
 
 void EngineCore::begin_shutdown(core::Hold signal) {

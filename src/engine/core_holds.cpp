@@ -25,6 +25,8 @@ using core::TimePoint;
 constexpr Duration kFailsafeMinPeriod{1'000};
 constexpr std::uint8_t kFailsafeDiag = static_cast<std::uint8_t>(core::wire::Diag::PathDown);
 constexpr const char* kStartupReason = "waiting for first health verdict";
+constexpr std::uint8_t kMaintenanceDefaultDiag =
+    static_cast<std::uint8_t>(core::wire::Diag::PathDown);
 
 // "1.2s" from one second on, "250ms" below.
 std::string duration_text(Duration d) {
@@ -50,6 +52,8 @@ std::string_view hold_source_name(HoldSource s) {
       return "shutdown";
     case HoldSource::Failsafe:
       return "failsafe";
+    case HoldSource::Maintenance:
+      return "maintenance";
     case HoldSource::Count:
       break;
   }
@@ -59,7 +63,7 @@ std::string_view hold_source_name(HoldSource s) {
 // ================================================================ holds
 
 detail::HoldTarget EngineCore::Impl::target(const SessionSlot& s) const {
-  return detail::HoldTarget{s.peer, s.interface, s.ifindex, s.group};
+  return detail::HoldTarget{s.peer, s.interface, s.ifindex, s.group, maintenance_hold_for(s)};
 }
 
 void EngineCore::Impl::apply_hold(SessionSlot& s, TimePoint now) {
@@ -200,6 +204,64 @@ void EngineCore::Impl::init_health() {
     log->info("group {}: held down diag {} until the first health verdict ({} checks)", name, diag,
               g->checks);
   }
+}
+
+// ================================================================ maintenance
+
+detail::SignalHold EngineCore::Impl::group_maintenance_hold(std::string_view group) const {
+  const auto it = group_signals.find(group);
+  if (it == group_signals.end()) return {core::Hold::Down, kMaintenanceDefaultDiag};
+  const ManagedGroup& g = *it->second;
+  if (g.maintenance_signal == core::Hold::AdminDown) {
+    return {core::Hold::AdminDown, detail::default_diag(core::Hold::AdminDown, 0)};
+  }
+  return {core::Hold::Down, detail::default_diag(core::Hold::Down, g.diag)};
+}
+
+detail::SignalHold EngineCore::Impl::maintenance_hold_for(const SessionSlot& s) const {
+  return group_maintenance_hold(s.group);
+}
+
+void EngineCore::Impl::store_maintenance(const std::vector<MaintenanceScope>& scopes) {
+  holds.clear(HoldSource::Maintenance);
+  // The rule's hold is only a marker ("in maintenance"): effective() puts
+  // each session's maintenance signal in its place. The all-scope goes first
+  // because setting it clears the source's group rules.
+  for (const auto& m : scopes) {
+    if (m.group.empty()) holds.set_all(HoldSource::Maintenance, {core::Hold::Down, 0, m.reason});
+  }
+  for (const auto& m : scopes) {
+    if (m.group.empty()) continue;
+    holds.set_group(HoldSource::Maintenance, m.group, {core::Hold::Down, 0, m.reason},
+                    no_peer_in_group);
+  }
+}
+
+void EngineCore::Impl::init_maintenance() {
+  for (const auto& g : opts.group_signals) group_signals[g.name] = &g;
+  store_maintenance(opts.initial_maintenance);
+  for (const auto& m : opts.initial_maintenance) {
+    log->info("{}: in maintenance from start-up{}{}",
+              m.group.empty() ? std::string("all sessions") : "group " + m.group,
+              m.reason.empty() ? "" : ": ", m.reason);
+  }
+}
+
+HoldResult EngineCore::Impl::set_maintenance(std::vector<MaintenanceScope> scopes) {
+  store_maintenance(scopes);
+  apply_all_holds();  // rare and operator-driven: every session is re-evaluated
+  HoldResult r;
+  const bool all = std::any_of(scopes.begin(), scopes.end(),
+                               [](const MaintenanceScope& m) { return m.group.empty(); });
+  for (const auto& p : slots) {
+    if (!p) continue;
+    const bool covered =
+        all || std::any_of(scopes.begin(), scopes.end(),
+                           [&](const MaintenanceScope& m) { return m.group == p->group; });
+    r.matched += covered ? 1 : 0;
+  }
+  log->info("maintenance: {} scope(s), {} session(s) held", scopes.size(), r.matched);
+  return r;
 }
 
 // ================================================================ fail-safe

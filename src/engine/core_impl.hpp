@@ -103,6 +103,8 @@ struct EngineCore::Impl {
 
   // Health-managed groups ([[group]] tables with at least one check), by name.
   std::map<std::string, const ManagedGroup*, std::less<>> managed;
+  // Every [[group]] table's signals, by name (EngineOptions::group_signals).
+  std::map<std::string, const ManagedGroup*, std::less<>> group_signals;
 
   // Fail-safe.
   core::TimePoint run_at{};  // the first heartbeat window starts here
@@ -143,7 +145,15 @@ struct EngineCore::Impl {
   HoldResult set_hold(HoldSource source, const Selector& sel, core::Hold hold, std::uint8_t diag,
                       std::string reason);
   bool group_known(std::string_view g) const;
-  void init_health();  // open(): managed groups and their start-up hold
+  void init_health();       // open(): managed groups and their start-up hold
+  void init_maintenance();  // open(): group signals and the initial maintenance scopes
+  HoldResult set_maintenance(std::vector<MaintenanceScope> scopes);
+  void store_maintenance(const std::vector<MaintenanceScope>& scopes);
+  // The one place that decides what a session sends while in maintenance.
+  // Today: its group's maintenance_signal (Down with the group's diag, or
+  // AdminDown diag 7); Down diag 5 for a group without a [[group]] table.
+  detail::SignalHold maintenance_hold_for(const SessionSlot& s) const;
+  detail::SignalHold group_maintenance_hold(std::string_view group) const;
   void hold_managed_groups(HoldSource source, core::Hold hold, std::uint8_t diag,
                            const std::string& reason);  // no diag default: diag as given
   void failsafe_check(std::optional<core::TimePoint> last_heartbeat);

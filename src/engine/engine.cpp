@@ -207,6 +207,10 @@ auto Engine::Impl::call(F f) -> decltype(f()) {
 Engine::Engine(const config::Config& cfg, std::shared_ptr<spdlog::logger> log)
     : impl_(std::make_unique<Impl>(cfg, std::move(log))) {}
 
+Engine::Engine(const config::Config& cfg, std::shared_ptr<spdlog::logger> log,
+               std::vector<MaintenanceScope> initial_maintenance)
+    : impl_(std::make_unique<Impl>(cfg, std::move(log), std::move(initial_maintenance))) {}
+
 Engine::~Engine() {
   stop();
 }
@@ -274,6 +278,14 @@ HoldResult Engine::set_hold(HoldSource source, const Selector& sel, core::Hold h
                             std::uint8_t diag, std::string reason) {
   return impl_->call([&] {
     auto r = impl_->core.set_hold(source, sel, hold, diag, std::move(reason));
+    impl_->end_turn();
+    return r;
+  });
+}
+
+HoldResult Engine::set_maintenance(std::vector<MaintenanceScope> scopes) {
+  return impl_->call([&] {
+    auto r = impl_->core.set_maintenance(std::move(scopes));
     impl_->end_turn();
     return r;
   });

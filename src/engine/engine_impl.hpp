@@ -35,11 +35,18 @@ inline boost::asio::steady_timer::time_point to_asio(core::TimePoint t) {
 }  // namespace detail
 
 struct Engine::Impl {
-  Impl(const config::Config& c, std::shared_ptr<spdlog::logger> l)
+  Impl(const config::Config& c, std::shared_ptr<spdlog::logger> l,
+       std::vector<MaintenanceScope> initial_maintenance = {})
       : log(l ? std::move(l) : spdlog::default_logger()),
         transmit(c.engine.transmit),
-        core(EngineOptions::from(c), transport, clock, log,
+        core(options(c, std::move(initial_maintenance)), transport, clock, log,
              std::random_device{}() | (std::uint64_t{std::random_device{}()} << 32)) {}
+
+  static EngineOptions options(const config::Config& c, std::vector<MaintenanceScope> m) {
+    EngineOptions o = EngineOptions::from(c);
+    o.initial_maintenance = std::move(m);
+    return o;
+  }
 
   // Declared first: destroyed last, after every object that refers to it.
   boost::asio::io_context io;

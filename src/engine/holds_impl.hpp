@@ -36,12 +36,21 @@ struct PeerMatch {
   std::string scope;
 };
 
+// A hold and its diag, as one session would send it.
+struct SignalHold {
+  core::Hold hold = core::Hold::Down;
+  std::uint8_t diag = 5;
+};
+
 // What a rule is matched against.
 struct HoldTarget {
   boost::asio::ip::address peer;  // without scope
   std::string interface;          // "" if unbound
   unsigned ifindex = 0;
   std::string group;
+  // What a Maintenance rule holds this session with: its maintenance signal
+  // (EngineCore::Impl::maintenance_hold_for), not the rule's own hold.
+  SignalHold maintenance{};
 };
 
 struct EffectiveHold {
@@ -151,12 +160,21 @@ class HoldRules {
     for (std::size_t i = 0; i < rules_.size(); ++i) {
       auto r = lookup(rules_[i], t);
       if (!r) continue;
+      // A maintenance rule only says "in maintenance"; each session sends its
+      // own maintenance signal.
+      if (i == index(HoldSource::Maintenance) && r->hold != core::Hold::None) {
+        r->hold = t.maintenance.hold;
+        r->diag = t.maintenance.diag;
+      }
       if (hold_strength(r->hold) > hold_strength(best.hold)) {
         best = EffectiveHold{r->hold, r->diag, static_cast<HoldSource>(i), r->reason};
       }
     }
     return best;
   }
+
+  // Drops every rule of one source.
+  void clear(HoldSource s) { rules_[index(s)] = SourceRules{}; }
 
   bool empty() const {
     for (const auto& rs : rules_) {

@@ -100,6 +100,14 @@ struct EngineOptions {
   std::vector<config::AcceptSpec> accepts;
   std::vector<std::string> declared_groups;  // every [[group]] name, managed or not
   std::vector<ManagedGroup> managed;
+  // Every [[group]] table, with or without checks: the signals its sessions
+  // send (maintenance uses maintenance_signal and diag). A group without a
+  // table sends Down, diag 5.
+  std::vector<ManagedGroup> group_signals;
+  // Operator maintenance in force when open() runs (the persistent state
+  // file's): applied before any session is created, like the start-up hold,
+  // so no session of a box in maintenance ever comes Up after a restart.
+  std::vector<MaintenanceScope> initial_maintenance;
   std::uint8_t multihop_min_ttl = 254;
   std::uint32_t passive_create_per_second = 100;
   core::Duration timer_slot{50};
@@ -140,6 +148,13 @@ class EngineCore {
 
   HoldResult set_hold(HoldSource source, const Selector& sel, core::Hold hold, std::uint8_t diag,
                       std::string reason = {});
+  // Replaces the whole set of maintenance scopes (HoldSource::Maintenance).
+  // A session is held while "all" (group "") or its own group is in the set;
+  // the group's reason wins over the all-scope's. The hold is the session's
+  // maintenance signal (Down with its group's diag, or AdminDown diag 7).
+  // Never refused: a group nobody uses yet is kept for sessions that appear
+  // later. HoldResult::matched: sessions held for maintenance now.
+  HoldResult set_maintenance(std::vector<MaintenanceScope> scopes);
 
   // Fail-safe: called every failsafe_period() with the time of the last
   // health heartbeat (nullopt: none yet). See Engine::heartbeat.

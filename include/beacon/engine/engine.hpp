@@ -30,6 +30,11 @@ namespace beacon::engine {
 class Engine {
  public:
   Engine(const config::Config& cfg, std::shared_ptr<spdlog::logger> log);
+  // `initial_maintenance`: operator maintenance in force from open() on,
+  // before any session exists (the persistent state file's; see
+  // EngineOptions::initial_maintenance).
+  Engine(const config::Config& cfg, std::shared_ptr<spdlog::logger> log,
+         std::vector<MaintenanceScope> initial_maintenance);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -66,6 +71,10 @@ class Engine {
   HoldResult set_hold(HoldSource source, const Selector& sel, core::Hold hold, std::uint8_t diag);
   HoldResult set_hold(HoldSource source, const Selector& sel, core::Hold hold, std::uint8_t diag,
                       std::string reason);
+
+  // Replaces the operator maintenance scopes (EngineCore::set_maintenance):
+  // each session they cover is held with its own maintenance signal.
+  HoldResult set_maintenance(std::vector<MaintenanceScope> scopes);
 
   // Fail-safe heartbeat: the health manager calls it every
   // health.heartbeat_interval while it is alive. Any thread, lock-free, never

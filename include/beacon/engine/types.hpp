@@ -26,9 +26,21 @@ struct StartupError : std::runtime_error {
 // Failsafe is the engine's own source (see Engine::heartbeat), set only by
 // the engine itself; a session it holds reports hold_source Failsafe with a
 // hold_reason ending in "(fail-safe)".
-enum class HoldSource : std::uint8_t { Admin = 0, Health = 1, Shutdown = 2, Failsafe = 3, Count };
+// Maintenance is the operator's maintenance / drain (bfdctl maintenance,
+// drain, the persistent state file): per group or for all, and the hold it
+// puts on a session is that session's maintenance signal, not one value per
+// rule (see EngineCore::set_maintenance).
+enum class HoldSource : std::uint8_t {
+  Admin = 0,
+  Health = 1,
+  Shutdown = 2,
+  Failsafe = 3,
+  Maintenance = 4,
+  Count
+};
 
-// "admin", "health", "shutdown", "failsafe": logs, bfdctl, metrics labels.
+// "admin", "health", "shutdown", "failsafe", "maintenance": logs, bfdctl,
+// metrics labels.
 std::string_view hold_source_name(HoldSource s);
 
 struct Selector {
@@ -89,6 +101,14 @@ struct EngineStats {
   // Longest a caller's request (one chunk of a sessions read, stats, a hold)
   // held the engine loop: what a bfdctl or metrics reader costs the sessions.
   core::Duration call_max{0};
+};
+
+// One scope of operator maintenance: a group, or every session when `group`
+// is empty. `reason` is shown as the hold reason of the sessions it holds.
+struct MaintenanceScope {
+  std::string group;
+  std::string reason;
+  friend bool operator==(const MaintenanceScope&, const MaintenanceScope&) = default;
 };
 
 struct HoldResult {

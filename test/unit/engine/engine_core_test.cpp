@@ -1980,5 +1980,164 @@ TEST_F(CoreTest, SnapshotsInChunksCoverEachSessionOnce) {
   EXPECT_EQ(core_->session_count(), 26u);
 }
 
+// ================================================================ operator maintenance
+
+ManagedGroup group_signals(const std::string& name, core::Hold maintenance, std::uint8_t diag) {
+  return ManagedGroup{name, core::Hold::Down, maintenance, diag, 0};
+}
+
+// Maintenance for all: every session is held at once with its own
+// maintenance signal: a [[group]] with maintenance_signal admin-down sends
+// AdminDown diag 7, one with down sends Down with the group's diag, a group
+// without a table sends Down diag 5. Lifting it lets every session come back.
+TEST_F(CoreTest, MaintenanceHoldsEachSessionWithItsGroupsSignal) {
+  opts_.sessions.push_back(session_spec("10.0.0.1", "web"));
+  opts_.sessions.push_back(session_spec("10.0.0.2", "api"));
+  opts_.sessions.push_back(session_spec("10.0.0.3", "plain"));
+  opts_.declared_groups = {"web", "api"};
+  opts_.group_signals = {group_signals("web", core::Hold::AdminDown, 5),
+                         group_signals("api", core::Hold::Down, 6)};
+  open();
+  Peer& web = add_peer("10.0.0.1");
+  Peer& api = add_peer("10.0.0.2");
+  Peer& plain = add_peer("10.0.0.3");
+  for (Peer* p : {&web, &api, &plain}) ASSERT_NE(bring_up(*p), 0u);
+  run_for(ms(100));
+  const std::size_t before = net_.sent.size();
+  auto r = core_->set_maintenance({MaintenanceScope{"", "kernel upgrade"}});
+  EXPECT_EQ(r.error, "");
+  EXPECT_EQ(r.matched, 3u);
+  struct Want {
+    Peer* peer;
+    State state;
+    std::uint8_t diag;
+  };
+  for (const Want& w : {Want{&web, State::AdminDown, 7}, Want{&api, State::Down, 6},
+                        Want{&plain, State::Down, 5}}) {
+    SCOPED_TRACE(w.peer->address.to_string());
+    auto pk = sent_to(*w.peer, before);
+    ASSERT_FALSE(pk.empty());
+    EXPECT_EQ(pk[0].at, now());  // SM-21: at once
+    EXPECT_EQ(pk[0].pkt.state, w.state);
+    EXPECT_EQ(pk[0].pkt.diag, w.diag);
+    auto s = find(*w.peer);
+    EXPECT_EQ(s->hold_source, HoldSource::Maintenance);
+    EXPECT_EQ(s->hold_reason, "kernel upgrade");
+    EXPECT_EQ(s->local_diag, w.diag);
+  }
+  // Held: the peers' attempts never bring a session back Up.
+  for (Peer* p : {&web, &api, &plain}) {
+    deliver(*p, State::Down);
+    deliver(*p, State::Init);
+  }
+  run_for(ms(2000));
+  for (Peer* p : {&web, &api, &plain}) EXPECT_NE(find(*p)->state, State::Up);
+  EXPECT_EQ(hold_source_name(HoldSource::Maintenance), "maintenance");
+
+  r = core_->set_maintenance({});
+  EXPECT_EQ(r.matched, 0u);
+  for (Peer* p : {&web, &api, &plain}) {
+    EXPECT_EQ(find(*p)->hold, core::Hold::None);
+    EXPECT_NE(bring_up(*p), 0u);
+  }
+}
+
+// Group scopes: only that group's sessions; a group scope's reason wins over
+// the all-scope's; replacing the set drops the scopes left out.
+TEST_F(CoreTest, MaintenanceScopesByGroupAndReason) {
+  opts_.sessions.push_back(session_spec("10.0.0.1", "web"));
+  opts_.sessions.push_back(session_spec("10.0.0.2", "api"));
+  opts_.declared_groups = {"web", "api"};
+  open();
+  auto r = core_->set_maintenance({MaintenanceScope{"web", "swap disk"}});
+  EXPECT_EQ(r.matched, 1u);
+  EXPECT_EQ(find("10.0.0.1")->hold_source, HoldSource::Maintenance);
+  EXPECT_EQ(find("10.0.0.1")->hold_reason, "swap disk");
+  EXPECT_EQ(find("10.0.0.2")->hold, core::Hold::None);
+  r = core_->set_maintenance(
+      {MaintenanceScope{"web", "swap disk"}, MaintenanceScope{"", "whole box"}});
+  EXPECT_EQ(r.matched, 2u);
+  EXPECT_EQ(find("10.0.0.1")->hold_reason, "swap disk");
+  EXPECT_EQ(find("10.0.0.2")->hold_reason, "whole box");
+  EXPECT_EQ(find("10.0.0.2")->hold, core::Hold::Down);
+  r = core_->set_maintenance({MaintenanceScope{"", "whole box"}});
+  EXPECT_EQ(find("10.0.0.1")->hold_reason, "whole box");
+  // A group nobody uses yet is kept, not refused.
+  r = core_->set_maintenance({MaintenanceScope{"later", ""}});
+  EXPECT_EQ(r.error, "");
+  EXPECT_EQ(r.matched, 0u);
+  EXPECT_EQ(find("10.0.0.1")->hold, core::Hold::None);
+}
+
+// Maintenance from the state file is in force before any session exists:
+// the first packet already says Down, the peer's handshake never brings the
+// session Up; other groups come up normally.
+TEST_F(CoreTest, InitialMaintenanceHoldsFromTheFirstPacket) {
+  opts_.sessions.push_back(session_spec("10.0.0.1", "web"));
+  opts_.sessions.push_back(session_spec("10.0.0.2", "api"));
+  opts_.declared_groups = {"web", "api"};
+  opts_.group_signals = {group_signals("web", core::Hold::Down, 5)};
+  opts_.initial_maintenance = {MaintenanceScope{"web", "maintenance (state file): rack move"}};
+  open();
+  Peer& p = add_peer("10.0.0.1");
+  Peer& other = add_peer("10.0.0.2");
+  run_for(ms(10));
+  auto first = net_.last_to(p.address);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->pkt.state, State::Down);
+  EXPECT_EQ(first->pkt.diag, 5);
+  auto s = find(p);
+  EXPECT_EQ(s->hold_source, HoldSource::Maintenance);
+  EXPECT_EQ(s->hold_reason, "maintenance (state file): rack move");
+  deliver(p, State::Down);
+  p.ours = s->local_discr;
+  deliver(p, State::Init);
+  p.feed(kSlow, now());
+  run_for(ms(3000));
+  for (const auto& x : sent_to(p)) EXPECT_EQ(x.pkt.state, State::Down);
+  EXPECT_EQ(find(p)->state, State::Down);
+  EXPECT_NE(bring_up(other), 0u);
+  p.next_at = TimePoint::max();
+  core_->set_maintenance({});
+  EXPECT_NE(bring_up(p), 0u);
+}
+
+// A passive session created by an [[accept]] rule while its group is in
+// maintenance starts held with the group's signal.
+TEST_F(CoreTest, MaintenanceAppliesToLaterPassiveSession) {
+  opts_.accepts.push_back(accept_spec("10.1.0.0", 16, "edge", 8));
+  opts_.declared_groups = {"edge"};
+  opts_.group_signals = {group_signals("edge", core::Hold::AdminDown, 5)};
+  open();
+  core_->set_maintenance({MaintenanceScope{"edge", "drain"}});
+  Peer& p = add_peer("10.1.0.5");
+  deliver(p, State::Down);
+  auto s = find(p);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->hold, core::Hold::AdminDown);
+  EXPECT_EQ(s->hold_source, HoldSource::Maintenance);
+  EXPECT_EQ(s->hold_reason, "drain");
+  auto pk = net_.last_to(p.address);
+  ASSERT_TRUE(pk);
+  EXPECT_EQ(pk->pkt.state, State::AdminDown);
+  EXPECT_EQ(pk->pkt.diag, 7);
+}
+
+// Maintenance is one source among the others: the strongest hold wins
+// (an operator AdminDown over maintenance Down), and releasing the operator
+// hold falls back to maintenance, not to Up.
+TEST_F(CoreTest, MaintenanceCombinesWithOtherSources) {
+  opts_.sessions.push_back(session_spec("10.0.0.1", "web"));
+  open();
+  core_->set_maintenance({MaintenanceScope{"", "m"}});
+  ASSERT_EQ(core_->set_hold(HoldSource::Admin, all_sel(), core::Hold::AdminDown, 7).error, "");
+  EXPECT_EQ(find("10.0.0.1")->hold_source, HoldSource::Admin);
+  ASSERT_EQ(core_->set_hold(HoldSource::Admin, all_sel(), core::Hold::None, 0).error, "");
+  auto s = find("10.0.0.1");
+  EXPECT_EQ(s->hold, core::Hold::Down);
+  EXPECT_EQ(s->hold_source, HoldSource::Maintenance);
+  EXPECT_EQ(s->hold_reason, "m");
+}
+
 }  // namespace
 }  // namespace beacon::engine
