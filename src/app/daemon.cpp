@@ -29,6 +29,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -44,6 +45,8 @@
 #include <thread>
 
 #include "beacon/app/health_wiring.hpp"
+#include "beacon/app/maintenance.hpp"
+#include "beacon/app/maintenance_wiring.hpp"
 #include "beacon/app/sd_notify.hpp"
 #include "beacon/app/systemd_wiring.hpp"
 #include "beacon/config/config.hpp"
@@ -146,7 +149,16 @@ int serve(const config::Config& cfg, const sigset_t& signals,
     log->info("engine: memory locked (mlockall)");
   }
 
-  engine::Engine engine(cfg, log);
+  // Operator maintenance from the state file, in the engine before open()
+  // creates any session: a box taken out of rotation stays out across
+  // restarts (a damaged file fails closed: maintenance for all).
+  MaintenanceStore maintenance(cfg.daemon.state_dir, system_maintenance_io());
+  if (auto rep = maintenance.load(); rep.error) {
+    log->error("{}", rep.message);
+  } else {
+    log->info("{}", rep.message);
+  }
+  engine::Engine engine(cfg, log, maintenance.scopes());
   try {
     engine.open();
   } catch (const engine::StartupError& e) {
@@ -185,6 +197,15 @@ int serve(const config::Config& cfg, const sigset_t& signals,
     return 1;
   }
   register_health_commands(dispatcher, *health);
+  ConnectionSampler connections(ops, connection_source(cfg), log);
+  register_maintenance_commands(dispatcher, maintenance, connections, cfg,
+                                MaintenanceDeps{[&engine](std::vector<engine::MaintenanceScope> m) {
+                                                  return engine.set_maintenance(std::move(m));
+                                                },
+                                                [&engine] { return engine.sessions(); },
+                                                [&health] { return health->checks(); },
+                                                [&health] { return health->groups(); }, nullptr},
+                                log);
   try {
     server.start();
   } catch (const ctl::ServerError& e) {
@@ -208,7 +229,10 @@ int serve(const config::Config& cfg, const sigset_t& signals,
   }
   // After engine.run(): the sink's set_hold posts to the engine loop and waits.
   // The sockets are bound by now: READY=1 follows the first verdicts.
-  asio::post(ops, [&health, &systemd] {
+  asio::post(ops, [&health, &systemd, &connections, &maintenance] {
+    // A drain recorded in the state file is still in progress.
+    connections.set_draining(std::any_of(maintenance.entries().begin(), maintenance.entries().end(),
+                                         [](const MaintenanceEntry& e) { return e.drain; }));
     health->start();
     systemd.start(*health);
   });
@@ -261,6 +285,7 @@ int serve(const config::Config& cfg, const sigset_t& signals,
     ops_thread.join();
     // Nothing runs on `ops` any more: tear down on this thread.
     health.reset();
+    connections.stop();
     server.stop();
     engine.shutdown(cfg.daemon.shutdown_signal);
     log->info("stopped (ops loop failure, exit status {})", kExitOpsLoopFailed);
@@ -272,6 +297,7 @@ int serve(const config::Config& cfg, const sigset_t& signals,
                    std::string(core::hold_name(cfg.daemon.shutdown_signal)) + ")");
   asio::post(ops, [&] {
     health->stop();
+    connections.stop();
     server.stop();
     ops.stop();
   });

@@ -33,11 +33,12 @@ using detail::position_of;
 // Top-level layout: [daemon], [bfd], [[session]]..., [[accept]]...,
 // [[check]]..., [[group]]..., [health].
 void load_root(const toml::table& root, Config& config, Diagnostics& diag) {
-  static const std::vector<std::string> kSections = {"daemon", "engine", "bfd",   "session",
-                                                     "accept", "check",  "group", "health"};
+  static const std::vector<std::string> kSections = {
+      "daemon", "engine", "bfd", "session", "accept", "check", "group", "health", "drain"};
   for (auto&& [key, node] : root) {
     const std::string_view name = key.str();
-    if (name == "daemon" || name == "engine" || name == "bfd" || name == "health") {
+    if (name == "daemon" || name == "engine" || name == "bfd" || name == "health" ||
+        name == "drain") {
       if (!node.is_table()) {
         diag.error(position_of(node), std::string(name) + ": expected a table ([" +
                                           std::string(name) + "]), got " +
@@ -67,6 +68,7 @@ void load_root(const toml::table& root, Config& config, Diagnostics& diag) {
   if (const auto* a = root.get_as<toml::array>("check")) detail::load_checks(*a, config, diag);
   if (const auto* a = root.get_as<toml::array>("group")) detail::load_groups(*a, config, diag);
   if (const auto* t = root.get_as<toml::table>("health")) detail::load_health(*t, config, diag);
+  if (const auto* t = root.get_as<toml::table>("drain")) detail::load_drain(*t, config, diag);
 }
 
 LoadResult finish(Config config, Diagnostics& diag) {

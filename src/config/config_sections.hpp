@@ -24,6 +24,9 @@ void load_groups(const toml::array& groups, Config& config, Diagnostics& diag);
 // [health]: engine fail-safe against a stalled ops loop.
 void load_health(const toml::table& table, Config& config, Diagnostics& diag);
 
+// [drain]: the HAProxy socket drain counts connections on.
+void load_drain(const toml::table& table, Config& config, Diagnostics& diag);
+
 // desired_min_tx / required_min_rx / detect_multiplier, shared by [bfd],
 // [[session]] and [[accept]]; present keys override `params`.
 void read_timers(TableReader& reader, core::SessionParams& params);

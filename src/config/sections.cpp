@@ -81,6 +81,31 @@ void load_daemon(const toml::table& table, Config& config, Diagnostics& diag) {
   if (auto level = r.get_enum("log_level", kLevels)) d.log_level = *level;
   read_group_name(r, diag, "read_group", d.read_group);
   read_group_name(r, diag, "admin_group", d.admin_group);
+  if (auto dir = r.get_string("state_dir")) {
+    // Absolute: the daemon's working directory is no place for state that
+    // must survive a restart.
+    if (dir->empty() || dir->front() != '/' || dir->find('\0') != std::string::npos ||
+        dir->size() > 4000) {
+      diag.error(position_of(*r.find("state_dir")),
+                 "daemon.state_dir: must be an absolute directory path");
+    } else {
+      d.state_dir = *dir;
+    }
+  }
+  r.report_unknown();
+}
+
+void load_drain(const toml::table& table, Config& config, Diagnostics& diag) {
+  TableReader r(table, "drain", diag);
+  if (auto path = r.get_string("haproxy_socket")) {
+    if (path->empty() || path->size() > 107 || path->find('\0') != std::string::npos) {
+      diag.error(position_of(*r.find("haproxy_socket")),
+                 "drain.haproxy_socket: must be a non-empty path of at most 107 bytes "
+                 "(the limit of a UNIX socket address)");
+    } else {
+      config.drain.haproxy_socket = *path;
+    }
+  }
   r.report_unknown();
 }
 

@@ -338,7 +338,7 @@ json Dispatcher::run_command(const Command& command, std::string_view name, cons
   }
 
   try {
-    json body = command.handler(req);
+    json body = command.caller_handler ? command.caller_handler(req, caller) : command.handler(req);
     if (!body.is_object()) body = json::object();
     json out{{"ok", true}};
     out.update(body);

@@ -11,6 +11,8 @@
 //
 // One run at a time: run() while one is outstanding finishes the old one as
 // Fail "superseded". Thread: everything runs on the io_context's thread.
+#include <algorithm>
+#include <array>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
@@ -94,34 +96,74 @@ struct BackendCount {
 };
 
 // CSV of "show stat": "# pxname,svname,...,status,..." then one row per
-// frontend / server / backend.
-std::optional<BackendCount> count_servers(std::string_view text, std::string_view backend) {
+// frontend / server / backend. Calls row(cols) for each data row that has
+// every column of `wanted` (their indexes in `idx`, same order); false when
+// the header lacks one of them.
+template <std::size_t N, class Row>
+bool for_each_stat_row(std::string_view text, const std::array<std::string_view, N>& wanted,
+                       Row&& row) {
   auto lines = split(text, '\n');
-  if (lines.empty() || !lines[0].starts_with("# ")) return std::nullopt;
+  if (lines.empty() || !lines[0].starts_with("# ")) return false;
   auto header = split(lines[0].substr(2), ',');
-  std::size_t px = header.size(), sv = header.size(), st = header.size();
-  for (std::size_t i = 0; i < header.size(); ++i) {
-    if (header[i] == "pxname") px = i;
-    if (header[i] == "svname") sv = i;
-    if (header[i] == "status") st = i;
+  std::array<std::size_t, N> idx{};
+  for (std::size_t w = 0; w < N; ++w) {
+    auto it = std::find(header.begin(), header.end(), wanted[w]);
+    if (it == header.end()) return false;
+    idx[w] = static_cast<std::size_t>(it - header.begin());
   }
-  if (px == header.size() || sv == header.size() || st == header.size()) return std::nullopt;
-  BackendCount c;
+  const std::size_t need = *std::max_element(idx.begin(), idx.end());
   for (std::size_t l = 1; l < lines.size(); ++l) {
     auto cols = split(trim(lines[l]), ',');
-    if (cols.size() <= std::max({px, sv, st}) || cols[px] != backend) continue;
-    if (cols[sv] == "BACKEND") c.found = true;
-    if (cols[sv] == "BACKEND" || cols[sv] == "FRONTEND") continue;
-    ++c.total;
-    if (cols[st].starts_with("UP") || cols[st] == "no check") ++c.up;
+    if (cols.size() <= need) continue;
+    std::array<std::string_view, N> v;
+    for (std::size_t w = 0; w < N; ++w) v[w] = cols[idx[w]];
+    row(v);
   }
+  return true;
+}
+
+std::optional<BackendCount> count_servers(std::string_view text, std::string_view backend) {
+  BackendCount c;
+  static constexpr std::array<std::string_view, 3> kCols = {"pxname", "svname", "status"};
+  const bool ok = for_each_stat_row(text, kCols, [&](const auto& v) {
+    if (v[0] != backend) return;
+    if (v[1] == "BACKEND") c.found = true;
+    if (v[1] == "BACKEND" || v[1] == "FRONTEND") return;
+    ++c.total;
+    if (v[2].starts_with("UP") || v[2] == "no check") ++c.up;
+  });
+  if (!ok) return std::nullopt;
   return c;
 }
 
+}  // namespace
+
+std::optional<FrontendConnections> sum_frontend_connections(std::string_view show_stat) {
+  FrontendConnections f;
+  bool bad = false;
+  static constexpr std::array<std::string_view, 3> kCols = {"pxname", "svname", "scur"};
+  const bool ok = for_each_stat_row(show_stat, kCols, [&](const auto& v) {
+    if (v[1] != "FRONTEND") return;
+    auto n = to_u64(v[2]);
+    if (!n) {
+      bad = true;
+      return;
+    }
+    f.current += *n;
+    ++f.frontends;
+  });
+  if (!ok || bad) return std::nullopt;
+  return f;
+}
+
+namespace {
+
 class SocketImpl : public std::enable_shared_from_this<SocketImpl> {
  public:
-  SocketImpl(const boost::asio::any_io_executor& io, const config::CheckSpec& spec)
+  SocketImpl(const boost::asio::any_io_executor& io, const config::CheckSpec& spec,
+             bool count_frontends = false)
       : io_(io),
+        count_frontends_(count_frontends),
         spec_(spec),
         timeout_(detail::effective_timeout(spec)),
         deadline_(io),
@@ -295,6 +337,9 @@ class SocketImpl : public std::enable_shared_from_this<SocketImpl> {
     std::string conns =
         result_.current_connections ? std::to_string(*result_.current_connections) : "?";
     summary_ = "pid " + pid->second + ", " + conns + " connections";
+    if (count_frontends_) {
+      return query("show stat -1 1 -1\n", [this](std::string_view a) { on_frontends(a); });
+    }
     if (spec_.backend.empty()) return pass(summary_ + reload_note_);
     query("show stat " + spec_.backend + " -1 -1\n", [this](std::string_view a) { on_stat(a); });
   }
@@ -311,6 +356,15 @@ class SocketImpl : public std::enable_shared_from_this<SocketImpl> {
       return fail(text + " (need " + std::to_string(spec_.min_servers_up) + ")" + reload_note_);
     }
     pass(text + ", " + summary_ + reload_note_);
+  }
+
+  // Connection counter (drain): current sessions of every frontend.
+  void on_frontends(std::string_view answer) {
+    auto sum = sum_frontend_connections(answer);
+    if (!sum) return fail("unexpected answer to show stat: " + first_line(answer));
+    result_.current_connections = sum->current;
+    pass(std::to_string(sum->current) + " current connections over " +
+         std::to_string(sum->frontends) + " frontends (show stat on " + spec_.socket + ")");
   }
 
   void pass(std::string reason) { finish(Status::Pass, std::move(reason)); }
@@ -330,6 +384,7 @@ class SocketImpl : public std::enable_shared_from_this<SocketImpl> {
   }
 
   asio::any_io_executor io_;
+  bool count_frontends_ = false;
   config::CheckSpec spec_;
   core::Duration timeout_;
   asio::steady_timer deadline_;
@@ -347,8 +402,9 @@ class SocketImpl : public std::enable_shared_from_this<SocketImpl> {
 
 class HaproxySocketProbe final : public Probe {
  public:
-  HaproxySocketProbe(const boost::asio::any_io_executor& io, const config::CheckSpec& spec)
-      : impl_(std::make_shared<SocketImpl>(io, spec)) {}
+  HaproxySocketProbe(const boost::asio::any_io_executor& io, const config::CheckSpec& spec,
+                     bool count_frontends = false)
+      : impl_(std::make_shared<SocketImpl>(io, spec, count_frontends)) {}
   ~HaproxySocketProbe() override { impl_->cancel(); }
 
   void run(ResultFn done) override { impl_->run(std::move(done)); }
@@ -363,6 +419,18 @@ class HaproxySocketProbe final : public Probe {
 std::unique_ptr<Probe> make_haproxy_socket_probe(const boost::asio::any_io_executor& io,
                                                  const config::CheckSpec& spec) {
   return std::make_unique<HaproxySocketProbe>(io, spec);
+}
+
+std::unique_ptr<Probe> make_haproxy_connection_counter(const boost::asio::any_io_executor& io,
+                                                       const std::string& socket,
+                                                       core::Duration timeout) {
+  config::CheckSpec spec;
+  spec.name = "drain";
+  spec.type = "haproxy-socket";
+  spec.socket = socket;
+  spec.timeout = timeout;
+  spec.interval = std::max(timeout, core::kOneSecond);
+  return std::make_unique<HaproxySocketProbe>(io, spec, true);
 }
 
 }  // namespace beacon::health

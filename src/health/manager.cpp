@@ -65,6 +65,8 @@ struct HealthManager::Impl {
     std::uint64_t generation = 0;  // bumped when a probe is retired; stale callbacks check it
     std::uint64_t faults = 0;
     std::uint32_t consecutive_faults = 0;
+    // Wall time of the last stable-state change (the first result counts).
+    std::optional<std::chrono::system_clock::time_point> since;
     bool event_driven = false;  // of the probe (kept while a faulted probe is retired)
 
     CheckRt(asio::io_context& io, asio::any_io_executor guarded, const config::CheckSpec& s)
@@ -241,7 +243,9 @@ struct HealthManager::Impl {
     r.reason = "probe error: " + what;
     ++c.results;
     const Status before = c.policy.state();
-    if (c.policy.force(r) && log_) {
+    const bool changed = c.policy.force(r);
+    if (changed) c.since = std::chrono::system_clock::now();
+    if (changed && log_) {
       log_->info("check {}: {} -> fail ({})", c.spec.name, status_name(before), r.reason);
     }
     for (std::size_t g : c.groups) {
@@ -364,7 +368,9 @@ struct HealthManager::Impl {
     c.consecutive_faults = 0;
     const Status before = c.policy.state();
     const bool was_known = c.policy.known();
-    if (c.policy.feed(r) && log_) {
+    const bool changed = c.policy.feed(r);
+    if (changed) c.since = std::chrono::system_clock::now();
+    if (changed && log_) {
       if (was_known) {
         log_->info("check {}: {} -> {} ({})", c.spec.name, status_name(before),
                    status_name(c.policy.state()), c.policy.reason());
@@ -425,6 +431,7 @@ struct HealthManager::Impl {
       s.fall = c->policy.fall();
       s.results = c->results;
       s.faults = c->faults;
+      s.since = c->since;
       out.push_back(std::move(s));
     }
     return out;

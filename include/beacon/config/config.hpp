@@ -34,6 +34,14 @@ struct DaemonConfig {
   // host matches nobody). Root may always do everything.
   std::string read_group = "bfd-beacon";         // read-only commands (and the socket's group)
   std::string admin_group = "bfd-beacon-admin";  // state-changing commands
+  // Persistent state (maintenance.json: operator maintenance survives restarts).
+  std::string state_dir = "/var/lib/bfd-beacon";
+};
+
+// [drain]: how `bfdctl drain --wait` counts HAProxy's current connections.
+struct DrainConfig {
+  // HAProxy runtime API socket; "" -> the first haproxy-socket [[check]]'s.
+  std::string haproxy_socket;
 };
 
 // [engine]: real-time placement of the engine thread (all off by default).
@@ -157,6 +165,7 @@ struct Config {
   std::vector<CheckSpec> checks;
   std::vector<GroupSpec> groups;
   HealthConfig health;
+  DrainConfig drain;
 };
 
 struct LoadResult {

@@ -89,6 +89,10 @@ class Dispatcher {
     // audited). Unmarked means Admin, so a command added without thought
     // errs on the side of fewer rights.
     Access access = Access::Admin;
+    // Used instead of `handler` when set: the handler also sees who asked
+    // (nullptr without a caller), e.g. to record who set maintenance.
+    std::function<nlohmann::json(const nlohmann::json& request, const Caller* caller)>
+        caller_handler = nullptr;
   };
 
   Dispatcher() = default;

@@ -29,6 +29,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -63,6 +64,9 @@ struct CheckStatus {
   std::uint32_t rise = 0, fall = 0;  // effective counts (type defaults applied)
   std::uint64_t results = 0;         // results fed so far
   std::uint64_t faults = 0;          // exceptions raised by the probe (each rebuilt it)
+  // Wall time of the last change of the stable state (the first result
+  // counts); nullopt before the first result.
+  std::optional<std::chrono::system_clock::time_point> since;
 };
 
 struct GroupStatus {

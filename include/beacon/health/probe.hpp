@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "beacon/config/config.hpp"
 #include "beacon/core/time.hpp"
@@ -64,5 +65,22 @@ inline std::unique_ptr<Probe> make_probe(boost::asio::io_context& io,
                                          const config::CheckSpec& spec) {
   return make_probe(io.get_executor(), spec);
 }
+
+// HAProxy's current connections for drain: on the runtime socket `socket`,
+// "show info" (the probe's usual checks: Stopping, reloads), then
+// "show stat -1 1 -1" and the current sessions (scur) summed over every
+// FRONTEND row. A polled probe whose Pass result carries
+// current_connections; the same connection, retry and timeout handling as
+// the haproxy-socket check (`timeout` covers the whole run).
+std::unique_ptr<Probe> make_haproxy_connection_counter(const boost::asio::any_io_executor& ex,
+                                                       const std::string& socket,
+                                                       core::Duration timeout);
+
+struct FrontendConnections {
+  std::uint64_t current = 0;  // sum of scur over FRONTEND rows
+  std::size_t frontends = 0;
+};
+// Parses a "show stat" answer; nullopt when it is not the expected CSV.
+std::optional<FrontendConnections> sum_frontend_connections(std::string_view show_stat);
 
 }  // namespace beacon::health
