@@ -7,6 +7,7 @@
 #include <ostream>
 
 #include "beacon/config/config.hpp"
+#include "beacon/ctl/cli_ops.hpp"
 #include "beacon/ctl/format.hpp"
 
 namespace beacon::ctl {
@@ -171,7 +172,8 @@ std::string ctl_usage() {
          "  stats [--json]                 engine counters\n"
          "  checks [--json]                health checks: state, latency, reason\n"
          "  groups [--json]                health groups: verdict, signal, reason\n"
-         "  version                        daemon and protocol version\n"
+         "  version                        daemon and protocol version\n" +
+         ops_usage() +
          "\n"
          "options:\n"
          "  --socket PATH   control socket (default " +
@@ -231,6 +233,8 @@ CtlParse parse_ctl_args(const std::vector<std::string>& args) {
 
 int run_ctl(const std::vector<std::string>& args, const Transport& transport, std::ostream& out,
             std::ostream& err) {
+  // status, maintenance, drain, undrain: their own options (cli_ops.hpp).
+  if (is_ops_command(args)) return run_ops_command(args, transport, out, err, default_ops_env());
   CtlParse parsed = parse_ctl_args(args);
   if (!parsed.args) {
     err << "bfdctl: " << parsed.error << "\n\n" << ctl_usage();
