@@ -257,13 +257,17 @@ int wait_drain(const OpsArgs& a, const Transport& transport, std::ostream& out, 
     live = false;
   };
   const json req{{"cmd", "drain-status"}};
+  auto interrupted = [&] {
+    if (!env.interrupted || !env.interrupted()) return false;
+    end_live();
+    err << "bfdctl: interrupted: maintenance stays on (bfdctl undrain returns to rotation)\n";
+    return true;
+  };
   for (std::uint64_t i = 0;; ++i) {
-    if (env.interrupted && env.interrupted()) {
-      end_live();
-      err << "bfdctl: interrupted: maintenance stays on (bfdctl undrain returns to rotation)\n";
-      return kExitRefused;
-    }
+    if (interrupted()) return kExitRefused;
     ClientResult r = transport(a.socket, req, kRequestTimeout);
+    // Ctrl-C may also have cut the request short (EINTR): it is still Ctrl-C.
+    if (interrupted()) return kExitRefused;
     if (r.status != ClientResult::Status::Ok) {
       end_live();
       err << "bfdctl: " << r.error << " (maintenance stays on)\n";
@@ -428,10 +432,10 @@ std::string format_status(const json& s, bool color) {
   }
   out += g.render(color);
   if (any_check) out += "\n" + c.render(color);
-  out += "\nmaintenance: ";
+  out += "\nmaintenance:";
   const json maint = s.value("maintenance", json::array());
   if (maint.empty()) {
-    out += "off\n";
+    out += " off\n";
   } else {
     out += "\n";
     for (const auto& m : maint) out += "  " + maintenance_line(m) + "\n";
