@@ -67,6 +67,13 @@ class Engine {
   HoldResult set_hold(HoldSource source, const Selector& sel, core::Hold hold, std::uint8_t diag,
                       std::string reason);
 
+  // Reload: applies `cfg` (already validated by the loader) on the engine
+  // loop and waits for the result; see EngineCore::reload. Bounded work (one
+  // pass over the sessions), never a wait on a peer: removed sessions finish
+  // their signalling later, reload_progress() tells when.
+  ReloadResult reload(const config::Config& cfg);
+  ReloadProgress reload_progress();
+
   // Fail-safe heartbeat: the health manager calls it every
   // health.heartbeat_interval while it is alive. Any thread, lock-free, never
   // blocks (one atomic store). When health-managed groups exist and no
