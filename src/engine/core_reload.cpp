@@ -18,6 +18,7 @@
 //  - Everything is validated before the first change: a refused reload
 //    leaves the engine exactly as it was.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core_impl.hpp"
 
@@ -34,6 +35,29 @@ constexpr const char* kStartupReason = "waiting for first health verdict";
 
 bool no_peer_in_group(const detail::PeerMatch&, const std::string&) {
   return false;
+}
+
+std::string us_text(Duration d) {
+  return d.count() % 1000 == 0 ? fmt::format("{}ms", d.count() / 1000)
+                               : fmt::format("{}us", d.count());
+}
+
+// "desired_min_tx 100ms -> 200ms, detect_mult 3 -> 5": only what changed.
+std::string params_change(const core::SessionParams& a, const core::SessionParams& b) {
+  std::vector<std::string> parts;
+  if (a.desired_min_tx != b.desired_min_tx) {
+    parts.push_back("desired_min_tx " + us_text(a.desired_min_tx) + " -> " +
+                    us_text(b.desired_min_tx));
+  }
+  if (a.required_min_rx != b.required_min_rx) {
+    parts.push_back("required_min_rx " + us_text(a.required_min_rx) + " -> " +
+                    us_text(b.required_min_rx));
+  }
+  if (a.detect_mult != b.detect_mult) {
+    parts.push_back(fmt::format("detect_mult {} -> {}", a.detect_mult, b.detect_mult));
+  }
+  if (a.passive != b.passive) parts.push_back(b.passive ? "now passive" : "now active");
+  return fmt::format("{}", fmt::join(parts, ", "));
 }
 
 }  // namespace
@@ -268,14 +292,10 @@ ReloadResult EngineCore::Impl::reload(EngineOptions next) {
     if (c.params) {
       ++r.params_changed;
       if (c.timers) ++r.timers_changed;
-      const auto& o = old_sessions[c.old_index].params;
-      r.messages.push_back(fmt::format(
-          "session {}: desired_min_tx {}us -> {}us, required_min_rx {}us -> {}us, detect_mult {} "
-          "-> {}{}",
-          s.peer_text, o.desired_min_tx.count(), spec.params.desired_min_tx.count(),
-          o.required_min_rx.count(), spec.params.required_min_rx.count(), o.detect_mult,
-          spec.params.detect_mult,
-          s.session->state() == core::wire::State::Up && c.timers ? " (Poll sequence)" : ""));
+      r.messages.push_back(
+          "session " + s.peer_text + ": " +
+          params_change(old_sessions[c.old_index].params, spec.params) +
+          (s.session->state() == core::wire::State::Up && c.timers ? " (Poll sequence)" : ""));
       s.passive = spec.passive;
       s.reload_poll = c.timers;
       carry_out(s, s.session->set_params(session_params(spec.params, spec.passive), now));

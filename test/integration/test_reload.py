@@ -229,6 +229,7 @@ class ReloadTest(unittest.TestCase):
             f.write(good.replace(f'peer = "{RT_A}"', 'peer = "198.18.20.300"', 1))
         p, _ = self.reload(check=False)
         self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        netlab.log(f"$ bfdctl reload  (exit {p.returncode})\n{p.stderr}")
         self.assertRegex(p.stderr, rf"{cfg_path}:\d+:\d+: ")
         figure(f"invalid file: bfdctl reload exit {p.returncode}: "
                f"{p.stderr.strip().splitlines()[-1]}")
@@ -248,6 +249,7 @@ class ReloadTest(unittest.TestCase):
         p, ms = self.reload("--wait")
         figure(f"timer change 100 -> 200 ms: bfdctl reload --wait {ms:.1f} ms: "
                f"{p.stdout.strip().splitlines()[-1]}")
+        netlab.log(f"$ bfdctl reload --wait\n{p.stdout}")
         self.assertIn("1 timers changed", p.stdout)
         netlab.wait_until(lambda: any(x["src"] == RT_A and x["final"] and x["t"] >= t_poll
                                       for x in cap.packets()), 3, what="BIRD's Final")
@@ -274,6 +276,7 @@ class ReloadTest(unittest.TestCase):
         self.write(self.config(tx_ms=200))
         t_rm = time.time()
         p, ms = self.reload("--wait")
+        netlab.log(f"$ bfdctl reload --wait\n{p.stdout}")
         self.assertIn("1 removed", p.stdout)
         figure(f"removed session: bfdctl reload --wait {ms:.1f} ms: "
                f"{p.stdout.strip().splitlines()[-1]}")
