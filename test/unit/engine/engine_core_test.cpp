@@ -2087,6 +2087,42 @@ TEST_F(ReloadTest, TimerChangeRunsAPollSequence) {
   EXPECT_FALSE(s->removing);
 }
 
+// A second timer change while the first Poll runs is queued behind it
+// (RFC 5880 §6.8.3): the first Final completes the first Poll only, the
+// queued one follows with its own Poll, and the reload settles after both.
+TEST_F(ReloadTest, SecondTimerChangeDuringAPollWaitsForItsOwnPoll) {
+  two_up();
+  Peer& p = peer("10.0.0.1");
+  p.answer_polls = false;
+  EngineOptions next = opts_;
+  next.sessions[0].params = params(ms(300), ms(300));
+  reload(next);
+  const std::size_t first = net_.sent.size();
+  run_for(ms(100));
+  auto pk = sent_to(p, first);
+  ASSERT_FALSE(pk.empty());
+  ASSERT_TRUE(pk.back().pkt.poll);
+  EXPECT_EQ(pk.back().pkt.desired_min_tx_us, 300'000u);
+  next.sessions[0].params = params(ms(500), ms(500));
+  EXPECT_EQ(reload(next).timers_changed, 1u);
+  EXPECT_EQ(core_->reload_progress().polls, 1u);
+  ControlPacket f = p.packet();
+  f.final = true;
+  deliver(p, f);  // ends the first Poll; the queued change is still pending
+  EXPECT_EQ(core_->reload_progress().polls, 1u);
+  const std::size_t second = net_.sent.size();
+  run_for(ms(1500));
+  bool polled_500 = false;
+  for (const auto& x : sent_to(p, second)) {
+    polled_500 |= x.pkt.poll && x.pkt.desired_min_tx_us == 500'000u;
+  }
+  EXPECT_TRUE(polled_500) << "the queued change never went out with its own Poll";
+  deliver(p, f);
+  EXPECT_EQ(core_->reload_progress().polls, 0u);
+  EXPECT_EQ(find(p)->params.desired_min_tx, ms(500));
+  EXPECT_EQ(find(p)->state, State::Up);
+}
+
 // An added session is created at once; in a new health-managed group it is
 // held Down until that group's first verdict.
 TEST_F(ReloadTest, AddedSessionStartsBehindItsNewGroupsStartupHold) {
