@@ -38,6 +38,7 @@
 #include <csignal>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <stdexcept>
@@ -47,6 +48,7 @@
 #include "beacon/app/health_wiring.hpp"
 #include "beacon/app/maintenance.hpp"
 #include "beacon/app/maintenance_wiring.hpp"
+#include "beacon/app/reload.hpp"
 #include "beacon/app/sd_notify.hpp"
 #include "beacon/app/systemd_wiring.hpp"
 #include "beacon/config/config.hpp"
@@ -88,14 +90,15 @@ sigset_t stop_signals() {
   return set;
 }
 
-// Blocks until SIGTERM or SIGINT. SIGHUP (reload) is not implemented yet and
-// is only logged, so an operator's habit does not kill the daemon.
-int wait_for_stop(const sigset_t& set, spdlog::logger& log) {
+// Blocks until SIGTERM or SIGINT. SIGHUP asks for a reload (run on the ops
+// loop; this thread never waits for it).
+int wait_for_stop(const sigset_t& set, spdlog::logger& log, const std::function<void()>& reload) {
   for (;;) {
     int sig = 0;
     if (sigwait(&set, &sig) != 0) continue;
     if (sig == SIGHUP) {
-      log.warn("SIGHUP received: configuration reload is not supported yet; ignoring");
+      log.info("SIGHUP received: reloading the configuration");
+      reload();
       continue;
     }
     return sig;
@@ -134,7 +137,7 @@ void raise_fd_limit(spdlog::logger& log, std::size_t configured_sessions) {
   }
 }
 
-int serve(const config::Config& cfg, const sigset_t& signals,
+int serve(const config::Config& cfg, const std::string& config_path, const sigset_t& signals,
           const std::shared_ptr<spdlog::logger>& log, const sd::Environment& sd_env) {
   std::signal(SIGPIPE, SIG_IGN);
   raise_fd_limit(*log, cfg.sessions.size());
@@ -206,6 +209,9 @@ int serve(const config::Config& cfg, const sigset_t& signals,
                                                 [&health] { return health->checks(); },
                                                 [&health] { return health->groups(); }, nullptr},
                                 log);
+  const std::unique_ptr<Reloader> reloader = make_daemon_reloader(
+      config_path, cfg, engine, *health, dispatcher, systemd.enabled() ? &systemd : nullptr, log);
+  reloader->register_commands(dispatcher);
   try {
     server.start();
   } catch (const ctl::ServerError& e) {
@@ -273,7 +279,7 @@ int serve(const config::Config& cfg, const sigset_t& signals,
       BEACON_VERSION, cfg.sessions.size(), cfg.accepts.size(), cfg.checks.size(), cfg.groups.size(),
       cfg.daemon.control_socket);
 
-  int sig = wait_for_stop(signals, *log);
+  int sig = wait_for_stop(signals, *log, [&] { reloader->request_from_signal(ops); });
   if (ops_failed.load()) {
     systemd.stopping("stopping: ops loop failed; signalling peers (" +
                      std::string(core::hold_name(cfg.daemon.shutdown_signal)) + ")");
@@ -287,7 +293,7 @@ int serve(const config::Config& cfg, const sigset_t& signals,
     health.reset();
     connections.stop();
     server.stop();
-    engine.shutdown(cfg.daemon.shutdown_signal);
+    engine.shutdown(reloader->running().daemon.shutdown_signal);
     log->info("stopped (ops loop failure, exit status {})", kExitOpsLoopFailed);
     return kExitOpsLoopFailed;
   }
@@ -303,7 +309,8 @@ int serve(const config::Config& cfg, const sigset_t& signals,
   });
   ops_thread.join();
   health.reset();  // probes close their fds; nothing runs on `ops` any more
-  engine.shutdown(cfg.daemon.shutdown_signal);
+  // The signal of the configuration in force (a reload may have changed it).
+  engine.shutdown(reloader->running().daemon.shutdown_signal);
   log->info("stopped");
   return 0;
 }
@@ -355,7 +362,7 @@ int run_daemon(const std::vector<std::string>& args) {
   auto log = make_logger(level);
   int rc = 1;
   try {
-    rc = serve(cfg, signals, log, sd_env);
+    rc = serve(cfg, a.config, signals, log, sd_env);
   } catch (const std::exception& e) {
     log->critical("fatal: {}", e.what());
   }

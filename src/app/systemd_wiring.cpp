@@ -291,14 +291,16 @@ void SystemdNotifier::stopping(std::string_view why) {
   stop_watchdog();
 }
 
+// Before the first READY=1 a reload is part of the start: systemd hears
+// nothing of it, and READY=1 still waits for the first verdicts.
 void SystemdNotifier::reloading() {
-  if (!enabled()) return;
+  if (!enabled() || !ready_) return;
   std::lock_guard lk(mu_);
   if (!stopped_) notifier_.notify_reloading();
 }
 
 void SystemdNotifier::reloaded() {
-  if (!enabled()) return;
+  if (!enabled() || !ready_) return;
   std::lock_guard lk(mu_);
   if (!stopped_) notifier_.notify_ready();
 }

@@ -5,6 +5,7 @@
 #include <array>
 #include <charconv>
 #include <ostream>
+#include <thread>
 
 #include "beacon/config/config.hpp"
 #include "beacon/ctl/cli_ops.hpp"
@@ -73,7 +74,7 @@ CtlParse usage_error(std::string message) {
 
 struct CtlOptions {
   std::optional<std::string> socket, timeout, diag, peer, group;
-  bool json = false, all = false, help = false;
+  bool json = false, all = false, help = false, wait = false;
   int selectors = 0;
   std::vector<std::string> positionals;
 };
@@ -98,6 +99,8 @@ std::string scan_ctl(const std::vector<std::string>& args, CtlOptions& o) {
       s.skip();
     } else if (s.match("--json", false)) {
       o.json = true;
+    } else if (s.match("--wait", false)) {
+      o.wait = true;
     } else if (s.match("--all", false)) {
       o.all = true;
       ++o.selectors;
@@ -172,7 +175,10 @@ std::string ctl_usage() {
          "  stats [--json]                 engine counters\n"
          "  checks [--json]                health checks: state, latency, reason\n"
          "  groups [--json]                health groups: verdict, signal, reason\n"
-         "  version                        daemon and protocol version\n" +
+         "  version                        daemon and protocol version\n"
+         "  reload [--wait] [--json]       re-read the daemon's configuration file; --wait:\n"
+         "                                 until removed sessions are gone and timer changes\n"
+         "                                 completed their Poll (at most 5 s)\n" +
          ops_usage() +
          "\n"
          "options:\n"
@@ -214,6 +220,12 @@ CtlParse parse_ctl_args(const std::vector<std::string>& args) {
     return usage_error("--diag, --peer, --group and --all belong to 'session set-state'");
   }
   if (o.positionals.size() > 1) return usage_error("unexpected argument " + o.positionals[1]);
+  if (o.wait && cmd != "reload") return usage_error("--wait belongs to 'reload'");
+  if (cmd == "reload") {
+    out.command = CtlArgs::Command::Reload;
+    out.request = json{{"cmd", "reload"}, {"wait", o.wait}};
+    return CtlParse{out, {}};
+  }
   if (cmd == "sessions") {
     out.command = CtlArgs::Command::Sessions;
   } else if (cmd == "stats") {
@@ -244,6 +256,10 @@ int run_ctl(const std::vector<std::string>& args, const Transport& transport, st
   if (a.command == CtlArgs::Command::Help) {
     out << ctl_usage();
     return kExitOk;
+  }
+  if (a.command == CtlArgs::Command::Reload) {
+    return run_reload(a, transport, out, err,
+                      [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); });
   }
   ClientResult r = transport(a.socket, a.request, a.timeout);
   if (r.status != ClientResult::Status::Ok) {
@@ -298,6 +314,7 @@ int run_ctl(const std::vector<std::string>& args, const Transport& transport, st
       }
       break;
     case CtlArgs::Command::Help:
+    case CtlArgs::Command::Reload:
       break;
   }
   return kExitOk;

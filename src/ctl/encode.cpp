@@ -38,6 +38,7 @@ json session_to_json(const engine::SessionSnapshot& s) {
       {"multihop", s.multihop},
       {"passive", s.passive},
       {"dynamic", s.dynamic},
+      {"removing", s.removing},
       {"source_port", s.source_port},
       {"state", core::wire::state_name(s.state)},
       {"remote_state", core::wire::state_name(s.remote_state)},

@@ -25,17 +25,9 @@ AcceptPolicy::Verdict AcceptPolicy::check(const boost::asio::ip::address& src, b
                                           unsigned ifindex, int ttl, core::TimePoint now) {
   // An IPv4-mapped IPv6 source is an IPv4 peer (as in the session table and
   // AcceptSpec::contains): it is matched against the IPv4 rules.
-  const bool v4 = src.is_v4() || src.to_v6().is_v4_mapped();
-  std::size_t rule = rules_.size();
-  for (std::size_t i = 0; i < rules_.size(); ++i) {
-    const auto& a = rules_[i];
-    if (a.multihop != multihop || a.prefix.is_v4() != v4) continue;
-    if (!a.contains(src)) continue;
-    if (ifindex_[i] != 0 && ifindex_[i] != ifindex) continue;
-    rule = i;
-    break;
-  }
-  if (rule == rules_.size()) return {-1, DropReason::NoSessionForPeer};
+  const int found = match(src, multihop, ifindex);
+  if (found < 0) return {-1, DropReason::NoSessionForPeer};
+  const auto rule = static_cast<std::size_t>(found);
   const auto& a = rules_[rule];
   if (a.multihop && ttl < a.min_ttl) return {-1, DropReason::BadTtl};
   if (count_[rule] >= a.max_sessions) return {-1, DropReason::PassiveLimit};
@@ -46,6 +38,23 @@ AcceptPolicy::Verdict AcceptPolicy::check(const boost::asio::ip::address& src, b
   }
   if (tokens_ < 1.0) return {-1, DropReason::PassiveLimit};
   return {static_cast<int>(rule), DropReason::None};
+}
+
+int AcceptPolicy::match(const boost::asio::ip::address& src, bool multihop,
+                        unsigned ifindex) const {
+  const bool v4 = src.is_v4() || src.to_v6().is_v4_mapped();
+  for (std::size_t i = 0; i < rules_.size(); ++i) {
+    const auto& a = rules_[i];
+    if (a.multihop != multihop || a.prefix.is_v4() != v4) continue;
+    if (!a.contains(src)) continue;
+    if (ifindex_[i] != 0 && ifindex_[i] != ifindex) continue;
+    return static_cast<int>(i);
+  }
+  return -1;
+}
+
+void AcceptPolicy::adopt(int rule) {
+  ++count_.at(static_cast<std::size_t>(rule));
 }
 
 void AcceptPolicy::created(int rule) {

@@ -78,6 +78,7 @@ EngineOptions EngineOptions::from(const config::Config& cfg) {
   o.passive_create_per_second = cfg.bfd.passive_create_per_second;
   o.timer_slot = cfg.engine.timer_slot;
   o.failsafe_timeout = cfg.health.failsafe_timeout;
+  o.removal_signal = cfg.daemon.shutdown_signal;
   return o;
 }
 
@@ -112,11 +113,7 @@ void EngineCore::Impl::open() {
     accept_ifindex.push_back(idx);
   }
   accept.emplace(opts.accepts, std::move(accept_ifindex), opts.passive_create_per_second, now);
-  for (const auto& s : opts.sessions) known_groups.push_back(s.group);
-  for (const auto& a : opts.accepts) known_groups.push_back(a.group);
-  for (const auto& g : opts.declared_groups) known_groups.push_back(g);
-  std::sort(known_groups.begin(), known_groups.end());
-  known_groups.erase(std::unique(known_groups.begin(), known_groups.end()), known_groups.end());
+  rebuild_groups();
   init_health();       // before any session exists: no Up before the first verdict
   init_maintenance();  // likewise: a box in maintenance stays out after a restart
   for (const auto& spec : opts.sessions) create_configured(spec, now);
@@ -181,7 +178,21 @@ bool EngineCore::Impl::open_path(SessionSlot& s, PathSpec spec, std::string& err
   return false;
 }
 
-void EngineCore::Impl::create_configured(const config::SessionSpec& spec, TimePoint now) {
+void EngineCore::Impl::rebuild_groups() {
+  known_groups.clear();
+  for (const auto& s : opts.sessions) known_groups.push_back(s.group);
+  for (const auto& a : opts.accepts) known_groups.push_back(a.group);
+  for (const auto& g : opts.declared_groups) known_groups.push_back(g);
+  std::sort(known_groups.begin(), known_groups.end());
+  known_groups.erase(std::unique(known_groups.begin(), known_groups.end()), known_groups.end());
+  managed.clear();
+  for (const auto& g : opts.managed) managed[g.name] = &g;
+  // Points into opts, which a reload replaces: rebuilt with it.
+  group_signals.clear();
+  for (const auto& g : opts.group_signals) group_signals[g.name] = &g;
+}
+
+unsigned EngineCore::Impl::configured_ifindex(const config::SessionSpec& spec) const {
   const std::string who = "session " + detail::address_text(spec.peer, spec.interface);
   unsigned ifindex = 0;
   if (!spec.interface.empty()) {
@@ -202,6 +213,12 @@ void EngineCore::Impl::create_configured(const config::SessionSpec& spec, TimePo
     throw StartupError(who + ": local address " + spec.local->to_string() +
                        " is not of the peer's address family");
   }
+  return ifindex;
+}
+
+void EngineCore::Impl::create_configured(const config::SessionSpec& spec, TimePoint now) {
+  const std::string who = "session " + detail::address_text(spec.peer, spec.interface);
+  const unsigned ifindex = configured_ifindex(spec);
   PathKey key;
   key.multihop = spec.multihop;
   key.peer = detail::without_scope(spec.peer);
@@ -226,6 +243,7 @@ void EngineCore::Impl::create_configured(const config::SessionSpec& spec, TimePo
   s.min_ttl = spec.multihop ? spec.min_ttl : 255;
   s.created = now;
   s.key = key;
+  s.cfg_key = config::session_key(spec);
 
   PathSpec ps;
   ps.peer = spec.peer;
@@ -256,6 +274,7 @@ void EngineCore::Impl::create_configured(const config::SessionSpec& spec, TimePo
   }
   table.insert(id, *discr, key);
   index_slot(s);
+  configured[config::session_key(spec)] = id;
   ++live;
   log->info("peer {} group {}: session created ({}{}, discriminator {}, source port {})",
             s.peer_text, s.group, s.multihop ? "multihop" : "single hop",
@@ -307,7 +326,8 @@ void EngineCore::Impl::on_due(std::uint32_t id, TimePoint wake) {
   // a schedule counted from the earlier instant would put the next packet
   // closer than 75 % of the interval to this one.
   const TimePoint now = std::max(wake, clock.now());
-  if (s.dynamic && is_down(s.session->state()) && now >= gc_time(s)) {
+  if (s.removing && removal_done(s, now)) return finish_removal(id);
+  if (s.dynamic && !s.removing && is_down(s.session->state()) && now >= gc_time(s)) {
     remove_slot(id, "peer silent");
     return;
   }
@@ -327,12 +347,19 @@ TimePoint EngineCore::Impl::gc_time(const SessionSlot& s) const {
 void EngineCore::Impl::rearm_slot(SessionSlot& s) {
   TimePoint d = s.session->next_deadline();
   if (s.dynamic && is_down(s.session->state())) d = std::min(d, gc_time(s));
+  if (s.removing) d = std::min(d, s.removing_until);
   sched.set(s.id, d);
 }
 
 void EngineCore::Impl::remove_slot(std::uint32_t id, std::string_view why) {
   SessionSlot& s = *slots[id];
   log->info("peer {} group {}: passive session removed ({})", s.peer_text, s.group, why);
+  delete_slot(id);
+  ++stats.passive_removed;
+}
+
+void EngineCore::Impl::delete_slot(std::uint32_t id) {
+  SessionSlot& s = *slots[id];
   sched.remove(id);
   table.erase(s.session->local_discr(), s.key);
   table.release_discriminator(s.session->local_discr());
@@ -340,10 +367,13 @@ void EngineCore::Impl::remove_slot(std::uint32_t id, std::string_view why) {
   if (s.path) transport.close_path(*s.path);
   if (s.accept_index >= 0) accept->removed(s.accept_index);
   unindex_slot(s);
+  if (auto it = configured.find(s.cfg_key);
+      !s.dynamic && it != configured.end() && it->second == id) {
+    configured.erase(it);
+  }
   slots[id].reset();
   free_ids.push_back(id);
   --live;
-  ++stats.passive_removed;
 }
 
 // ================================================================ receive
@@ -402,6 +432,7 @@ void EngineCore::Impl::on_datagram(std::span<const std::uint8_t> bytes, const Rx
   if (fx.drop != DropReason::None) return drop(fx.drop, info);
   if (!s.local_seen && !info.dst.is_unspecified()) s.local_seen = info.dst;
   carry_out(s, fx);
+  if (s.removing && removal_done(s, now)) return finish_removal(*id);
   rearm_slot(s);
 }
 

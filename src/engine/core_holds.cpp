@@ -68,6 +68,12 @@ detail::HoldTarget EngineCore::Impl::target(const SessionSlot& s) const {
 
 void EngineCore::Impl::apply_hold(SessionSlot& s, TimePoint now) {
   detail::EffectiveHold eh = holds.effective(target(s));
+  // A session leaving the configuration signals the removal signal whatever
+  // else holds it (only a stronger AdminDown rule keeps AdminDown).
+  if (s.removing && detail::hold_strength(opts.removal_signal) >= detail::hold_strength(eh.hold)) {
+    eh = detail::EffectiveHold{opts.removal_signal, detail::default_diag(opts.removal_signal, 0),
+                               HoldSource::Shutdown, "removed from the configuration"};
+  }
   // Source and reason may change without any change on the wire (e.g. the
   // first health verdict replacing the start-up hold with the same diag).
   s.hold_source = eh.source;
@@ -192,7 +198,6 @@ void EngineCore::Impl::hold_managed_groups(HoldSource source, core::Hold hold, s
 // ================================================================ start-up order
 
 void EngineCore::Impl::init_health() {
-  for (const auto& g : opts.managed) managed[g.name] = &g;
   // No Up before the first verdict. Sessions created later (configured ones
   // right after this, passive ones at any time) pick the rule up when they
   // are created.
@@ -238,7 +243,6 @@ void EngineCore::Impl::store_maintenance(const std::vector<MaintenanceScope>& sc
 }
 
 void EngineCore::Impl::init_maintenance() {
-  for (const auto& g : opts.group_signals) group_signals[g.name] = &g;
   store_maintenance(opts.initial_maintenance);
   for (const auto& m : opts.initial_maintenance) {
     log->info("{}: in maintenance from start-up{}{}",
@@ -304,6 +308,7 @@ SessionSnapshot EngineCore::Impl::snapshot(const SessionSlot& s, TimePoint now) 
   o.multihop = s.multihop;
   o.passive = s.passive;
   o.dynamic = s.dynamic;
+  o.removing = s.removing;
   o.source_port = s.source_port;
   o.state = x.state();
   o.remote_state = x.remote_state();

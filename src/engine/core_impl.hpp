@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "beacon/config/diff.hpp"
 #include "beacon/engine/accept_policy.hpp"
 #include "beacon/engine/core.hpp"
 #include "beacon/engine/demux.hpp"
@@ -69,6 +70,12 @@ struct SessionSlot {
   // its peer acknowledges (Down/AdminDown) or shutdown_until passes.
   bool shutdown_tracked = false;
   core::TimePoint shutdown_until{};
+  // Reload: removed from the configuration, deleted at removing_until or
+  // when the peer acknowledges the signal, whichever comes first.
+  bool removing = false;
+  core::TimePoint removing_until{};
+  bool reload_poll = false;    // its timers changed in the last reload
+  config::SessionKey cfg_key;  // configured sessions: their identity
 };
 
 }  // namespace detail
@@ -100,6 +107,8 @@ struct EngineCore::Impl {
   std::map<std::string, std::vector<std::uint32_t>, std::less<>> by_group;
   std::map<boost::asio::ip::address, std::vector<std::uint32_t>> by_peer;
   std::vector<std::string> known_groups;  // sorted: configured, accepted or declared
+  // Configured sessions by their configuration identity (reload).
+  std::map<config::SessionKey, std::uint32_t> configured;
 
   // Health-managed groups ([[group]] tables with at least one check), by name.
   std::map<std::string, const ManagedGroup*, std::less<>> managed;
@@ -117,6 +126,10 @@ struct EngineCore::Impl {
   // ------------------------------------------------------------ start-up
   void open();
   void create_configured(const config::SessionSpec& spec, core::TimePoint now);
+  // The interface index a configured session uses; throws StartupError for
+  // a missing interface or an unusable address.
+  unsigned configured_ifindex(const config::SessionSpec& spec) const;
+  void rebuild_groups();  // known_groups and managed from opts
   std::uint32_t new_slot_id();
   void index_slot(const SessionSlot& s);
   void unindex_slot(const SessionSlot& s);
@@ -129,6 +142,17 @@ struct EngineCore::Impl {
   void rearm_slot(SessionSlot& s);
   core::TimePoint gc_time(const SessionSlot& s) const;
   void remove_slot(std::uint32_t id, std::string_view why);
+  void delete_slot(std::uint32_t id);  // frees everything the slot holds
+  // ------------------------------------------------------------ reload
+  ReloadResult reload(EngineOptions next);
+  void start_removal(std::uint32_t id, std::string_view why, core::TimePoint now);
+  bool removal_done(const SessionSlot& s, core::TimePoint now) const;
+  void finish_removal(std::uint32_t id);
+  void move_group(SessionSlot& s, const std::string& group);
+  void replace_accepts(ReloadResult& r, const std::vector<config::AcceptSpec>& before,
+                       core::TimePoint now);
+  void update_managed(const std::vector<ManagedGroup>& before, core::TimePoint now);
+  void make_way(const config::SessionSpec& spec, ReloadResult& r);
   void on_datagram(std::span<const std::uint8_t> bytes, const RxInfo& info);
   void try_accept(const core::wire::ControlPacket& pkt, const RxInfo& info, core::TimePoint now);
   void drop(core::wire::DropReason r, const RxInfo& info);

@@ -291,6 +291,18 @@ HoldResult Engine::set_maintenance(std::vector<MaintenanceScope> scopes) {
   });
 }
 
+ReloadResult Engine::reload(const config::Config& cfg) {
+  return impl_->call([&] {
+    auto r = impl_->core.reload(EngineOptions::from(cfg));
+    impl_->end_turn();
+    return r;
+  });
+}
+
+ReloadProgress Engine::reload_progress() {
+  return impl_->call([this] { return impl_->core.reload_progress(); });
+}
+
 std::string Engine::apply_realtime(const config::EngineConfig& rt) {
   if (!rt.cpu && rt.realtime_priority == 0) return {};
   return impl_->call([&rt]() -> std::string {

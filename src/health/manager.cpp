@@ -11,10 +11,11 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <map>
 #include <thread>
-#include <unordered_map>
 #include <utility>
 
+#include "beacon/config/diff.hpp"
 #include "guarded_executor.hpp"
 
 namespace beacon::health {
@@ -90,6 +91,7 @@ struct HealthManager::Impl {
     std::vector<std::ptrdiff_t> checks;    // indices into checks_, -1: undefined check
     std::optional<GroupDecision> applied;  // last decision handed to the sink
     GroupDecision current;                 // latest computed (reason may be fresher)
+    bool carry = false;                    // reloaded: keeps `applied` until no check is unknown
   };
 
   asio::io_context& io_;
@@ -99,6 +101,9 @@ struct HealthManager::Impl {
   core::Duration heartbeat_interval_;
   std::vector<std::unique_ptr<CheckRt>> checks_;
   std::vector<GroupRt> groups_;
+  // Live checks in config order. checks_ keeps a null where a reload removed
+  // one: callbacks hold indices into it, and a late one finds the null.
+  std::vector<std::size_t> order_;
   asio::steady_timer heartbeat_timer_;
   Clock::time_point heartbeat_due_{};
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
@@ -114,55 +119,160 @@ struct HealthManager::Impl {
                                 ? cfg.health.heartbeat_interval
                                 : core::Duration{100'000}),
         heartbeat_timer_(io) {
-    std::unordered_map<std::string, std::size_t> by_name;
+    std::map<std::string, std::size_t> by_name;
+    for (const auto& c : cfg.checks) {
+      if (!used_by_a_group(cfg, c.name)) {
+        if (log_) log_->warn("check {}: not used by any group; not run", c.name);
+        continue;
+      }
+      if (by_name.count(c.name) != 0) continue;  // the loader rejects duplicates
+      auto rt = make_check(checks_.size(), c);
+      by_name[c.name] = checks_.size();
+      order_.push_back(checks_.size());
+      checks_.push_back(std::move(rt));
+    }
+    build_groups(cfg, by_name, {});
+  }
+
+  static bool used_by_a_group(const config::Config& cfg, const std::string& name) {
+    return std::any_of(cfg.groups.begin(), cfg.groups.end(), [&](const config::GroupSpec& g) {
+      return std::find(g.checks.begin(), g.checks.end(), name) != g.checks.end();
+    });
+  }
+
+  // A check's runtime at `index` of checks_ (its fault handler names it).
+  // Throws what the factory throws.
+  std::unique_ptr<CheckRt> make_check(std::size_t index, const config::CheckSpec& spec) {
+    auto guarded = detail::make_guarded_executor(
+        io_, [this, index, w = std::weak_ptr<int>(alive_)](const std::string& what) {
+          if (w.expired()) return;
+          report_fault(index, what);
+        });
+    auto rt = std::make_unique<CheckRt>(io_, asio::any_io_executor(guarded), spec);
+    rt->probe = factory_(spec, rt->ex);
+    rt->event_driven = rt->probe->event_driven();
+    return rt;
+  }
+
+  // groups_ from cfg over the checks in by_name; a group of the same name in
+  // `before` hands on the decision it last gave the sink.
+  void build_groups(const config::Config& cfg, const std::map<std::string, std::size_t>& by_name,
+                    std::map<std::string, GroupRt> before) {
+    groups_.clear();
+    for (std::size_t i : order_) checks_[i]->groups.clear();
     for (const auto& g : cfg.groups) {
-      GroupRt rt{g, {}, std::nullopt, {}};
+      GroupRt rt{g, {}, std::nullopt, {}, false};
+      if (auto old = before.find(g.name); old != before.end()) {
+        rt.applied = old->second.applied;
+        rt.current = old->second.current;
+        rt.carry = rt.applied && rt.applied->verdict != Verdict::Unknown;
+      }
       for (const auto& name : g.checks) {
-        auto it = std::find_if(cfg.checks.begin(), cfg.checks.end(),
-                               [&](const config::CheckSpec& c) { return c.name == name; });
-        if (it == cfg.checks.end()) {
+        auto it = by_name.find(name);
+        if (it == by_name.end()) {
           // The loader rejects this; stay safe anyway: never known -> held Down.
           if (log_) log_->error("group {}: unknown check \"{}\"; group stays down", g.name, name);
           rt.checks.push_back(-1);
           continue;
         }
-        rt.checks.push_back(static_cast<std::ptrdiff_t>(it - cfg.checks.begin()));
+        rt.checks.push_back(static_cast<std::ptrdiff_t>(it->second));
+        auto& member_of = checks_[it->second]->groups;
+        const std::size_t gi = groups_.size();
+        if (std::find(member_of.begin(), member_of.end(), gi) == member_of.end()) {
+          member_of.push_back(gi);
+        }
       }
       groups_.push_back(std::move(rt));
     }
-    // One probe per check used by some group, in config order.
-    std::vector<std::ptrdiff_t> remap(cfg.checks.size(), -1);
-    for (std::size_t i = 0; i < cfg.checks.size(); ++i) {
-      bool used = std::any_of(groups_.begin(), groups_.end(), [&](const GroupRt& g) {
-        return std::find(g.checks.begin(), g.checks.end(), static_cast<std::ptrdiff_t>(i)) !=
-               g.checks.end();
-      });
-      if (!used) {
-        if (log_) log_->warn("check {}: not used by any group; not run", cfg.checks[i].name);
+  }
+
+  bool live(std::size_t i) const { return i < checks_.size() && checks_[i] != nullptr; }
+
+  // ---- reload ----
+  ReconfigureResult reconfigure(const config::Config& cfg) {
+    ReconfigureResult r;
+    if (stopped_) {
+      r.errors.push_back("health checks are stopped");
+      return r;
+    }
+    std::map<std::string, std::size_t> old_by_name;
+    for (std::size_t i : order_) old_by_name[checks_[i]->spec.name] = i;
+    std::map<std::string, std::size_t> by_name;
+    std::vector<std::size_t> order, fresh;
+    std::vector<std::unique_ptr<CheckRt>> created;
+    // Fresh probes first, into a side list: a factory that throws refuses
+    // the reload before any running check is touched.
+    for (const auto& c : cfg.checks) {
+      if (!used_by_a_group(cfg, c.name) || by_name.count(c.name) != 0) continue;
+      if (auto it = old_by_name.find(c.name);
+          it != old_by_name.end() && config::same_spec(checks_[it->second]->spec, c)) {
+        by_name[c.name] = it->second;
+        order.push_back(it->second);
+        old_by_name.erase(it);
+        ++r.kept;
         continue;
       }
-      const std::size_t index = checks_.size();
-      auto guarded = detail::make_guarded_executor(
-          io, [this, index, w = std::weak_ptr<int>(alive_)](const std::string& what) {
-            if (w.expired()) return;
-            report_fault(index, what);
-          });
-      auto rt = std::make_unique<CheckRt>(io, asio::any_io_executor(guarded), cfg.checks[i]);
-      rt->probe = factory_(cfg.checks[i], rt->ex);
-      rt->event_driven = rt->probe->event_driven();
-      remap[i] = static_cast<std::ptrdiff_t>(index);
-      checks_.push_back(std::move(rt));
+      const std::size_t index = checks_.size() + created.size();
+      try {
+        created.push_back(make_check(index, c));
+      } catch (const std::exception& e) {
+        r.errors.push_back("check " + c.name + ": " + e.what());
+        continue;
+      }
+      r.messages.push_back("check " + c.name +
+                           (old_by_name.count(c.name) != 0 ? ": changed, restarted" : ": added"));
+      by_name[c.name] = index;
+      order.push_back(index);
+      fresh.push_back(index);
     }
-    for (std::size_t g = 0; g < groups_.size(); ++g) {
-      for (auto& idx : groups_[g].checks) {
-        if (idx < 0) continue;
-        idx = remap[static_cast<std::size_t>(idx)];
-        auto& member_of = checks_[static_cast<std::size_t>(idx)]->groups;
-        if (std::find(member_of.begin(), member_of.end(), g) == member_of.end()) {
-          member_of.push_back(g);
+    // Never run: destroying them is all there is to undo.
+    if (!r.errors.empty()) return r;
+    r.applied = true;
+    for (auto& c : created) checks_.push_back(std::move(c));
+    // Stop what is gone or was replaced; late callbacks find a null slot.
+    std::vector<std::unique_ptr<CheckRt>> retired;
+    for (const auto& [name, i] : old_by_name) {
+      CheckRt& c = *checks_[i];
+      ++c.generation;
+      ++c.arm_seq;
+      c.timer.cancel();
+      c.restart_timer.cancel();
+      if (c.probe) {
+        try {
+          c.probe->cancel();
+        } catch (...) {  // dropped all the same
         }
       }
+      if (cfg_has_check(cfg, name)) {
+        ++r.restarted;
+      } else {
+        ++r.stopped;
+        r.messages.push_back("check " + name + ": removed, stopped");
+      }
+      retired.push_back(std::move(checks_[i]));
     }
+    r.started = fresh.size() - r.restarted;
+    order_ = std::move(order);
+    std::map<std::string, GroupRt> before;
+    for (auto& g : groups_) before.emplace(g.spec.name, std::move(g));
+    build_groups(cfg, by_name, std::move(before));
+    if (log_) {
+      log_->info("health: reload: {} checks kept, {} restarted, {} added, {} stopped; {} groups",
+                 r.kept, r.restarted, r.started, r.stopped, groups_.size());
+    }
+    if (!started_) return r;  // start() runs them all
+    for (std::size_t g = 0; g < groups_.size() && !stopped_; ++g) recompute(g);
+    for (std::size_t i : fresh) {
+      if (stopped_) break;
+      start_check(i);
+    }
+    return r;
+  }
+
+  static bool cfg_has_check(const config::Config& cfg, const std::string& name) {
+    return used_by_a_group(cfg, name) &&
+           std::any_of(cfg.checks.begin(), cfg.checks.end(),
+                       [&](const config::CheckSpec& c) { return c.name == name; });
   }
 
   ~Impl() { stop(); }
@@ -173,7 +283,10 @@ struct HealthManager::Impl {
     for (std::size_t g = 0; g < groups_.size(); ++g) recompute(g);
     heartbeat_due_ = Clock::now();
     heartbeat();
-    for (std::size_t i = 0; i < checks_.size() && !stopped_; ++i) start_check(i);
+    for (std::size_t i : std::vector<std::size_t>(order_)) {
+      if (stopped_) break;
+      start_check(i);
+    }
   }
 
   void start_check(std::size_t i) {
@@ -181,7 +294,7 @@ struct HealthManager::Impl {
     if (c.event_driven) {
       call_probe(i, [&] {
         c.probe->watch([this, i, gen = c.generation, w = std::weak_ptr<int>(alive_)](Result r) {
-          if (w.expired() || stopped_ || checks_[i]->generation != gen) return;
+          if (w.expired() || stopped_ || !live(i) || checks_[i]->generation != gen) return;
           feed(i, std::move(r));
         });
       });
@@ -207,7 +320,7 @@ struct HealthManager::Impl {
   // call): only records and posts, so the probe is never destroyed under its
   // own feet.
   void report_fault(std::size_t i, const std::string& what) {
-    if (stopped_) return;
+    if (stopped_ || !live(i)) return;
     asio::post(io_, [this, i, gen = checks_[i]->generation, what, w = std::weak_ptr<int>(alive_)] {
       if (w.expired() || stopped_) return;
       fault(i, gen, what);
@@ -215,6 +328,7 @@ struct HealthManager::Impl {
   }
 
   void fault(std::size_t i, std::uint64_t gen, const std::string& what) {
+    if (!live(i)) return;  // removed by a reload
     CheckRt& c = *checks_[i];
     if (c.generation != gen) return;  // that probe is already retired
     ++c.generation;                   // its late callbacks are ignored from now on
@@ -261,6 +375,7 @@ struct HealthManager::Impl {
   }
 
   void rebuild(std::size_t i) {
+    if (!live(i)) return;
     CheckRt& c = *checks_[i];
     try {
       c.probe = factory_(c.spec, c.ex);
@@ -277,6 +392,7 @@ struct HealthManager::Impl {
     stopped_ = true;
     heartbeat_timer_.cancel();
     for (auto& c : checks_) {
+      if (!c) continue;
       c->timer.cancel();
       c->restart_timer.cancel();
       if (c->probe) c->probe->cancel();
@@ -310,7 +426,7 @@ struct HealthManager::Impl {
     c.timer.async_wait(
         [this, i, seq, w = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
           if (ec || w.expired() || stopped_) return;
-          if (checks_[i]->arm_seq != seq) return;
+          if (!live(i) || checks_[i]->arm_seq != seq) return;
           tick(i);
         });
   }
@@ -345,7 +461,7 @@ struct HealthManager::Impl {
     arm(i, c.started + c.next_delay());
     call_probe(i, [&] {
       c.probe->run([this, i, gen = c.generation, w = std::weak_ptr<int>(alive_)](Result r) {
-        if (w.expired() || stopped_ || checks_[i]->generation != gen) return;
+        if (w.expired() || stopped_ || !live(i) || checks_[i]->generation != gen) return;
         on_run_done(i, std::move(r));
       });
     });
@@ -398,6 +514,13 @@ struct HealthManager::Impl {
                            idx < 0 ? nullptr : &checks_[static_cast<std::size_t>(idx)]->policy);
     }
     grp.current = decide(grp.spec, members);
+    // After a reload a group keeps the decision it had until every one of
+    // its (restarted or new) checks has reported: editing a check must not
+    // flap the group. A new group starts Unknown (held Down), as at start.
+    if (grp.carry) {
+      if (grp.current.verdict == Verdict::Unknown) return;
+      grp.carry = false;
+    }
     if (grp.applied && same_signal(*grp.applied, grp.current)) return;
     if (log_) {
       std::string signal(core::hold_name(grp.current.hold));
@@ -413,8 +536,9 @@ struct HealthManager::Impl {
 
   std::vector<CheckStatus> checks() const {
     std::vector<CheckStatus> out;
-    out.reserve(checks_.size());
-    for (const auto& c : checks_) {
+    out.reserve(order_.size());
+    for (std::size_t i : order_) {
+      const auto& c = checks_[i];
       CheckStatus s;
       s.name = c->spec.name;
       s.type = c->spec.type;
@@ -440,7 +564,15 @@ struct HealthManager::Impl {
   std::vector<GroupStatus> groups() const {
     std::vector<GroupStatus> out;
     out.reserve(groups_.size());
-    for (const auto& g : groups_) out.push_back(GroupStatus{g.spec.name, g.current, g.spec.checks});
+    for (const auto& g : groups_) {
+      if (g.carry && g.applied && g.current.verdict == Verdict::Unknown) {
+        GroupDecision kept = *g.applied;
+        kept.reason += " (kept across the reload until every check reports)";
+        out.push_back(GroupStatus{g.spec.name, std::move(kept), g.spec.checks});
+        continue;
+      }
+      out.push_back(GroupStatus{g.spec.name, g.current, g.spec.checks});
+    }
     return out;
   }
 };
@@ -470,6 +602,9 @@ std::vector<CheckStatus> HealthManager::checks() const {
 }
 std::vector<GroupStatus> HealthManager::groups() const {
   return impl_->groups();
+}
+ReconfigureResult HealthManager::reconfigure(const config::Config& cfg) {
+  return impl_->reconfigure(cfg);
 }
 
 #ifdef BEACON_TEST_HOOKS

@@ -205,6 +205,22 @@ class AccessControl(unittest.TestCase):
         lines = self.audit_lines(1)
         self.assertIn(" cmd=debug-stall-ops args={\"ms\":3000} result=refused: ", lines[0])
 
+    def test_reload_is_state_changing(self) -> None:
+        beacon = self.start(self.read_name, self.admin_name)
+        want = f"permission denied: uid {NOBODY} is not in admin group {self.admin_name}"
+        pid, rc, out, err = as_nobody([self.read_gid], "--socket", beacon.sock, "reload")
+        self.assertEqual(rc, 1, out + err)
+        self.assertEqual(err.strip(), f"bfdctl: {want}")
+        pid2, rc, out, err = as_nobody([self.read_gid, self.admin_gid], "--socket", beacon.sock,
+                                       "reload")
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("sessions: 1 unchanged", out)
+        lines = self.audit_lines(2)
+        self.assertEqual(lines[0], f"audit: uid={NOBODY} user={self.nobody_name} pid={pid} "
+                                   f'cmd=reload args={{"wait":false}} result=refused: {want}')
+        self.assertEqual(lines[1], f"audit: uid={NOBODY} user={self.nobody_name} pid={pid2} "
+                                   'cmd=reload args={"wait":false} result=ok')
+
     def test_admin_group_member_may_change_state(self) -> None:
         beacon = self.start(self.read_name, self.admin_name)
         groups = [self.read_gid, self.admin_gid]

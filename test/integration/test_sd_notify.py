@@ -14,6 +14,7 @@ answer, so the first verdict comes well after the sockets are bound. Checked, in
   - start: no READY=1 before the first verdict; READY=1 carries STATUS= naming the group;
     STATUS= then follows the session to "1/1 sessions Up, group web healthy";
   - WATCHDOG=1 about every WATCHDOG_USEC / 2;
+  - SIGHUP (reload): RELOADING=1 with MONOTONIC_USEC= (CLOCK_MONOTONIC), then READY=1;
   - the ops loop stalled for STALL_MS (test hook `debug-stall-ops`, BEACON_TEST_HOOKS builds):
     the keep-alives stop for the stall and resume after it;
   - SIGTERM: STOPPING=1, nothing after it but the exit (status 0).
@@ -30,6 +31,7 @@ import socket
 import statistics
 import sys
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -208,6 +210,25 @@ class SdNotify(unittest.TestCase):
         self.assertLess(abs(med - HALF_S), 0.1 * HALF_S + 0.02, gaps)
         self.assertLess(max(gaps), 1.6 * HALF_S, gaps)
         self.assertGreater(min(gaps), 0.6 * HALF_S, gaps)
+
+        # ---- reload (SIGHUP): RELOADING=1 with MONOTONIC_USEC=, then READY=1.
+        t_hup = netlab.now()
+        mono_before = time.clock_gettime(time.CLOCK_MONOTONIC)
+        self.beacon.proc.send_signal(signal.SIGHUP)
+        netlab.wait_until(lambda: self.rx.with_field("READY=1", t_hup), 5,
+                          what="READY=1 after the reload")
+        reloading = self.rx.with_field("RELOADING=1", t_hup)
+        ready = self.rx.with_field("READY=1", t_hup)
+        self.assertEqual(len(reloading), 1, self.rx.snapshot())
+        self.assertEqual(len(ready), 1, self.rx.snapshot())
+        self.assertLessEqual(reloading[0][0], ready[0][0])
+        usec = [line for line in reloading[0][1].split("\n") if line.startswith("MONOTONIC_USEC=")]
+        self.assertEqual(len(usec), 1, reloading[0][1])
+        mono = int(usec[0].split("=", 1)[1]) / 1e6
+        self.assertGreaterEqual(mono, mono_before - 0.001)
+        self.assertLess(mono, mono_before + 2.0)
+        figure(f"sd_notify: SIGHUP -> RELOADING=1 in {netlab.ms(t_hup, reloading[0][0]):.1f} ms, "
+               f"READY=1 {netlab.ms(reloading[0][0], ready[0][0]):.1f} ms later")
 
         # ---- ops loop stalled: keep-alives stop, then resume.
         t_stall, resp = self.stall_ops()

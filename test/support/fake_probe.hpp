@@ -55,6 +55,7 @@ struct FakeProbeState {
   int max_in_flight = 0;
   int watches = 0;
   bool cancelled = false;
+  int generation = 0;  // probes built for this name so far (the newest owns the state)
   std::vector<std::chrono::steady_clock::time_point> run_starts;
   health::ResultFn watcher;
   std::vector<health::ResultFn> hung;  // done callbacks of hanging runs
@@ -73,7 +74,10 @@ struct FakeProbeState {
 class FakeProbe final : public health::Probe {
  public:
   FakeProbe(boost::asio::any_io_executor ex, std::shared_ptr<FakeProbeState> st)
-      : io_(std::move(ex)), st_(std::move(st)), alive_(std::make_shared<int>(0)) {}
+      : io_(std::move(ex)),
+        st_(std::move(st)),
+        alive_(std::make_shared<int>(0)),
+        generation_(st_->generation) {}
   ~FakeProbe() override { alive_.reset(); }
 
   void run(health::ResultFn done) override {
@@ -130,7 +134,10 @@ class FakeProbe final : public health::Probe {
     }
   }
 
+  // A probe replaced by a newer one of the same name (a reload builds the
+  // new one before it retires the old) leaves the shared state alone.
   void cancel() override {
+    if (generation_ != st_->generation) return;
     st_->cancelled = true;
     st_->watcher = nullptr;
   }
@@ -139,6 +146,7 @@ class FakeProbe final : public health::Probe {
   boost::asio::any_io_executor io_;  // the check's guarded executor
   std::shared_ptr<FakeProbeState> st_;
   std::shared_ptr<int> alive_;
+  int generation_ = 0;
 };
 
 // ProbeFactory handing out FakeProbes by check name. Names without a state
@@ -158,6 +166,7 @@ class FakeProbes {
       auto st = (*this)[spec.name];
       if (spec.event_driven()) st->event_driven = true;
       ++created_;
+      ++st->generation;
       st->cancelled = false;  // a rebuilt probe starts afresh
       st->in_flight = 0;
       return std::make_unique<FakeProbe>(ex, st);

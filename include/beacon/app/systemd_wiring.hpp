@@ -19,12 +19,13 @@
 //    taken the sessions Down. The watchdog thread never waits on either loop.
 //  - STOPPING=1 when the daemon takes SIGTERM/SIGINT (or the ops loop died),
 //    before its peers are sent the shutdown signal; keep-alives end there.
-//  - Reload (not implemented yet): the reload code calls reloading() before it
-//    applies a new configuration and reloaded() once the result is in force.
+//  - Reload (app/reload.hpp): reloading() before a new configuration is
+//    applied, reloaded() once it is in force; both send nothing before the
+//    first READY=1 (a reload during start-up is part of the start).
 //
-// Threads: start() and poke() run on the ops loop;
-// start_watchdog(), stopping(), reloading(), reloaded() and the destructor
-// on main. Nothing here throws to its caller or blocks on a socket.
+// Threads: start(), poke(), reloading() and reloaded() run on the ops loop;
+// start_watchdog(), stopping() and the destructor on main. Nothing here throws to its caller or
+// blocks on a socket.
 #pragma once
 
 #include <spdlog/logger.h>
@@ -96,8 +97,9 @@ class SystemdNotifier {
   // Main, when the daemon begins to stop: STOPPING=1 with STATUS=<why>, and
   // no keep-alive or status after it.
   void stopping(std::string_view why);
-  // For the reload code: RELOADING=1 + MONOTONIC_USEC= before applying a new
-  // configuration, READY=1 (with a fresh STATUS= on the next tick) after.
+  // Ops loop, for the reload code: RELOADING=1 + MONOTONIC_USEC= before
+  // applying a new configuration, READY=1 (with a fresh STATUS= on the next
+  // tick) after; nothing before the first READY=1.
   void reloading();
   void reloaded();
 

@@ -77,6 +77,8 @@ struct SessionSpec {
   core::SessionParams params{};  // defaults from [bfd] already applied
   std::uint8_t min_ttl = 255;    // 255 for single hop; multihop default from [bfd]
   int line = 0, column = 0;      // where the [[session]] table starts
+  // Every field, line/column included (config/diff.hpp compares without them).
+  bool operator==(const SessionSpec&) const = default;
 };
 
 struct AcceptSpec {
@@ -89,6 +91,8 @@ struct AcceptSpec {
   core::SessionParams params{};  // passive = true
   std::uint8_t min_ttl = 255;
   int line = 0, column = 0;
+  // Every field, line/column included (config/diff.hpp compares without them).
+  bool operator==(const AcceptSpec&) const = default;
 
   // True if `a` lies inside prefix/prefix_len (scope ids ignored; an
   // IPv4-mapped IPv6 address matches an IPv4 rule). Never throws.
@@ -133,6 +137,8 @@ struct CheckSpec {
   std::uint32_t rise = 0;  // 0: type default
   std::uint32_t fall = 0;  // 0: type default
   int line = 0, column = 0;
+  // Every field, line/column included (config/diff.hpp compares without them).
+  bool operator==(const CheckSpec&) const = default;
 
   bool event_driven() const {
     return type == "haproxy-process" || type == "interface" || type == "file";
@@ -147,6 +153,8 @@ struct GroupSpec {
   core::Hold maintenance_signal = core::Hold::Down;  // "down" | "admin-down"
   std::uint8_t diag = 5;                             // diag used for "down" (0..31)
   int line = 0, column = 0;
+  // Every field, line/column included (config/diff.hpp compares without them).
+  bool operator==(const GroupSpec&) const = default;
 };
 
 // [health]: fail-safe of the engine against a stalled ops loop.

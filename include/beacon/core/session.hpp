@@ -45,6 +45,8 @@ struct SessionParams {
   // bound is raised by as much, so a packet that waited at the end of one
   // batch followed by one sent first in the next still keeps 75 %.
   Duration tx_delay{0};
+
+  friend bool operator==(const SessionParams&, const SessionParams&) = default;
 };
 
 // One transition, for logs and clients (SM-25). `reason` is a static string.

@@ -7,6 +7,7 @@
 //   stats [--json]
 //   checks [--json]     health checks (issue 3)
 //   groups [--json]     health groups: verdict, signal, reason
+//   reload [--wait] [--json]  re-read the daemon's configuration file
 //   version
 // Exit codes: 0 ok, 1 refused (daemon answered ok:false), 2 usage,
 // 3 daemon unreachable.
@@ -42,7 +43,8 @@ struct CtlArgs {
     Stats,
     Version,
     Checks,
-    Groups
+    Groups,
+    Reload
   } command = Command::Help;
   std::string socket = kDefaultSocketPath;
   bool json = false;
@@ -61,6 +63,17 @@ std::string ctl_usage();
 // Sends one request, returns the result. Tests inject a fake.
 using Transport = std::function<ClientResult(const std::string& socket, const nlohmann::json& req,
                                              std::chrono::milliseconds timeout)>;
+
+// bfdctl reload (cli_reload.cpp): sends `a.request`, prints what changed,
+// the warnings and the errors; with --wait follows reload-status until the
+// reload settled, at most kReloadWaitLimit. `sleep` waits between polls
+// (tests pass a no-op). Exit 0 applied (and settled), 1 invalid file,
+// refused or not settled in time, 3 unreachable.
+inline constexpr std::chrono::milliseconds kReloadWaitLimit{5000};
+int run_reload(const CtlArgs& a, const Transport& transport, std::ostream& out, std::ostream& err,
+               const std::function<void(std::chrono::milliseconds)>& sleep);
+// Human form of a reload response (exposed for tests).
+std::string format_reload(const nlohmann::json& resp);
 
 // The whole bfdctl: parse, send, print. Returns the exit code.
 int run_ctl(const std::vector<std::string>& args, const Transport& transport, std::ostream& out,

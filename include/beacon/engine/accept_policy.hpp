@@ -36,6 +36,11 @@ class AcceptPolicy {
   Verdict check(const boost::asio::ip::address& src, bool multihop, unsigned ifindex, int ttl,
                 core::TimePoint now);
   void created(int rule);  // consumes a token, counts a session of `rule`
+  // Reload: the rule an existing session of this kind, source and interface
+  // falls under now (-1: none), ignoring TTL, cap and rate; adopt() counts
+  // it without taking a token (a reload never refuses a running session).
+  int match(const boost::asio::ip::address& src, bool multihop, unsigned ifindex) const;
+  void adopt(int rule);
   void removed(int rule);  // a session of `rule` is gone
 
   std::uint32_t count(int rule) const { return count_.at(static_cast<std::size_t>(rule)); }

@@ -115,6 +115,8 @@ struct EngineOptions {
   // every send leaves at once); see core::SessionParams::tx_delay.
   core::Duration tx_delay{0};
   core::Duration failsafe_timeout{1'000'000};
+  // What a session removed by a reload signals ([daemon] shutdown_signal).
+  core::Hold removal_signal = core::Hold::Down;
 
   static EngineOptions from(const config::Config& cfg);
 };
@@ -170,6 +172,20 @@ class EngineCore {
   bool shutting_down() const;
   bool shutdown_done() const;
   core::TimePoint shutdown_wake() const;
+
+  // Applies a new configuration (see core_reload.cpp): unchanged sessions
+  // are not touched; timer changes go through Session::set_params (a Poll
+  // while Up); added sessions start like configured ones at open(), behind
+  // their group's holds; removed ones signal `removal_signal` and are
+  // deleted once the peer acknowledges or one detection time (at most 1 s)
+  // passed. Accept rules are replaced at once; dynamic sessions no rule
+  // covers are removed like configured ones. The options that need a
+  // restart (timer_slot, tx_delay, failsafe_timeout) keep their running
+  // values. Refused without any change (applied false) when an added
+  // session or rule names an interface that does not exist or is otherwise
+  // invalid. Never throws.
+  ReloadResult reload(EngineOptions next);
+  ReloadProgress reload_progress() const;
 
   // --- reads
   std::size_t session_count() const;

@@ -75,6 +75,12 @@ class Engine {
   // Replaces the operator maintenance scopes (EngineCore::set_maintenance):
   // each session they cover is held with its own maintenance signal.
   HoldResult set_maintenance(std::vector<MaintenanceScope> scopes);
+  // Reload: applies `cfg` (already validated by the loader) on the engine
+  // loop and waits for the result; see EngineCore::reload. Bounded work (one
+  // pass over the sessions), never a wait on a peer: removed sessions finish
+  // their signalling later, reload_progress() tells when.
+  ReloadResult reload(const config::Config& cfg);
+  ReloadProgress reload_progress();
 
   // Fail-safe heartbeat: the health manager calls it every
   // health.heartbeat_interval while it is alive. Any thread, lock-free, never

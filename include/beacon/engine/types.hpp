@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "beacon/core/session.hpp"
 #include "beacon/core/time.hpp"
@@ -56,6 +57,9 @@ struct SessionSnapshot {
   bool multihop = false;
   bool passive = false;
   bool dynamic = false;  // created by an [[accept]] rule
+  // Left the configuration in a reload: signalling [daemon] shutdown_signal
+  // until the peer acknowledges or one detection time (at most 1 s) passes.
+  bool removing = false;
   std::uint16_t source_port = 0;
   core::wire::State state = core::wire::State::Down;
   core::wire::State remote_state = core::wire::State::Down;
@@ -109,6 +113,25 @@ struct MaintenanceScope {
   std::string group;
   std::string reason;
   friend bool operator==(const MaintenanceScope&, const MaintenanceScope&) = default;
+};
+
+// What a configuration reload did to the sessions (Engine::reload).
+struct ReloadResult {
+  bool applied = false;  // false: refused before anything changed (see errors)
+  std::size_t added = 0, removed = 0, params_changed = 0, timers_changed = 0, moved = 0,
+              unchanged = 0;
+  std::size_t dynamic_removed = 0;  // accept-created sessions no rule covers any more
+  std::size_t dynamic_kept = 0;
+  bool accepts_replaced = false;
+  std::vector<std::string> messages;  // one line per session touched
+  std::vector<std::string> errors;    // refusals, or additions that failed
+};
+
+// What a reload still waits for (Engine::reload_progress).
+struct ReloadProgress {
+  std::size_t removing = 0;  // removed sessions not yet acknowledged or timed out
+  std::size_t polls = 0;     // timer changes whose Poll sequence has not completed
+  bool settled() const { return removing == 0 && polls == 0; }
 };
 
 struct HoldResult {

@@ -75,6 +75,17 @@ struct GroupStatus {
   std::vector<std::string> checks;
 };
 
+// What HealthManager::reconfigure did.
+struct ReconfigureResult {
+  bool applied = false;       // false: refused (errors), nothing changed
+  std::size_t kept = 0;       // same spec: probe, state and history kept
+  std::size_t restarted = 0;  // spec changed: a fresh probe and policy
+  std::size_t started = 0;    // new checks
+  std::size_t stopped = 0;    // removed (or no longer used by any group)
+  std::vector<std::string> messages;
+  std::vector<std::string> errors;  // a probe that could not be built
+};
+
 // Builds the probe of one check on `ex`, the check's own guarded executor over
 // the ops loop: an exception escaping any handler run through it is a fault of
 // that check (marked failing with the exception's text, probe rebuilt after a
@@ -105,6 +116,16 @@ class HealthManager {
   // config order (only those used by a group), groups in config order.
   std::vector<CheckStatus> checks() const;
   std::vector<GroupStatus> groups() const;
+
+  // Reload (ops loop): replaces checks and groups at once. A check whose
+  // spec is unchanged (every field but line/column) keeps its probe, policy
+  // state and history; a changed or new one starts fresh, a removed one
+  // stops. Each group is re-evaluated and handed to the sink only where its
+  // decision changed. A group that existed keeps its last decision until
+  // every one of its checks has reported again (editing a check does not
+  // flap it); a new group starts Unknown, held Down until its first verdict.
+  // If a new probe cannot be built, nothing changes (applied false).
+  ReconfigureResult reconfigure(const config::Config& cfg);
 
 #ifdef BEACON_TEST_HOOKS
   // Fault injection: posts a handler to the ops io_context that blocks it

@@ -2139,5 +2139,373 @@ TEST_F(CoreTest, MaintenanceCombinesWithOtherSources) {
   EXPECT_EQ(s->hold_reason, "m");
 }
 
+// ================================================================ reload
+
+class ReloadTest : public CoreTest {
+ protected:
+  // Two Up sessions whose peers keep talking every 100 ms (timers 100 ms).
+  void two_up() {
+    opts_.sessions.push_back(session_spec("10.0.0.1", "web", ms(100)));
+    opts_.sessions.push_back(session_spec("10.0.0.2", "web", ms(100)));
+    open();
+    for (const char* a : {"10.0.0.1", "10.0.0.2"}) {
+      Peer& p = add_peer(a);
+      p.tx_us = p.rx_us = 100'000;
+      ASSERT_NE(bring_up(p), 0u);
+      p.feed(ms(100), now());
+    }
+    run_for(ms(1000));
+  }
+  Peer& peer(const std::string& a) { return *by_addr_.at(addr(a)); }
+  ReloadResult reload(EngineOptions next) {
+    auto r = core_->reload(std::move(next));
+    pump();
+    return r;
+  }
+};
+
+// Reloading the same sessions touches nothing: no packet at the reload, the
+// next deadline and every later send are where they would have been, same
+// discriminators, ports and paths.
+TEST_F(ReloadTest, UnchangedSessionsAreNotTouched) {
+  two_up();
+  const auto before = core_->sessions();
+  const auto wake = core_->next_wakeup();
+  const std::size_t sent = net_.sent.size();
+  const std::size_t attempts = net_.attempts.size();
+  const ReloadResult r = reload(opts_);
+  EXPECT_TRUE(r.applied);
+  EXPECT_TRUE(r.errors.empty());
+  EXPECT_EQ(r.unchanged, 2u);
+  EXPECT_EQ(r.added + r.removed + r.params_changed + r.moved, 0u);
+  EXPECT_EQ(net_.sent.size(), sent) << "a packet went out at the reload";
+  EXPECT_EQ(core_->next_wakeup(), wake);
+  EXPECT_EQ(net_.attempts.size(), attempts);
+  EXPECT_TRUE(net_.closes.empty());
+  EXPECT_TRUE(core_->reload_progress().settled());
+  const auto after = core_->sessions();
+  ASSERT_EQ(after.size(), before.size());
+  for (std::size_t i = 0; i < after.size(); ++i) {
+    EXPECT_EQ(after[i].local_discr, before[i].local_discr);
+    EXPECT_EQ(after[i].source_port, before[i].source_port);
+    EXPECT_EQ(after[i].state, State::Up);
+    EXPECT_EQ(after[i].counters.state_changes, before[i].counters.state_changes);
+    EXPECT_FALSE(after[i].removing);
+  }
+  // Twenty more reloads while running: every gap stays in [75 %, 100 %].
+  for (int k = 0; k < 20; ++k) {
+    run_for(ms(37));
+    reload(opts_);
+  }
+  run_for(ms(500));
+  for (const char* a : {"10.0.0.1", "10.0.0.2"}) {
+    auto pk = sent_to(peer(a), sent);
+    ASSERT_GT(pk.size(), 10u);
+    for (std::size_t i = 1; i < pk.size(); ++i) {
+      const Duration gap = pk[i].at - pk[i - 1].at;
+      EXPECT_GE(gap, ms(75) - opts_.timer_slot) << a << " packet " << i;
+      EXPECT_LE(gap, ms(100)) << a << " packet " << i;
+      EXPECT_FALSE(pk[i].pkt.poll);
+    }
+    EXPECT_EQ(find(a)->counters.up_count, 1u);
+  }
+}
+
+// A timer change goes through a Poll; the peer's Final completes it; the
+// session stays Up and the new interval is in force.
+TEST_F(ReloadTest, TimerChangeRunsAPollSequence) {
+  two_up();
+  peer("10.0.0.1").answer_polls = false;
+  EngineOptions next = opts_;
+  next.sessions[0].params = params(ms(300), ms(300));
+  const std::size_t sent = net_.sent.size();
+  const ReloadResult r = reload(next);
+  EXPECT_EQ(r.params_changed, 1u);
+  EXPECT_EQ(r.timers_changed, 1u);
+  EXPECT_EQ(r.unchanged, 1u);
+  EXPECT_EQ(core_->reload_progress().polls, 1u);
+  EXPECT_FALSE(core_->reload_progress().settled());
+  // The Poll rides on the session's next packet (within one interval).
+  run_for(ms(100));
+  auto pk = sent_to(peer("10.0.0.1"), sent);
+  ASSERT_FALSE(pk.empty());
+  EXPECT_TRUE(pk.back().pkt.poll);
+  EXPECT_EQ(pk.back().pkt.desired_min_tx_us, 300'000u);
+  EXPECT_EQ(core_->reload_progress().polls, 1u);
+  for (const auto& x : sent_to(peer("10.0.0.2"), sent)) EXPECT_FALSE(x.pkt.poll);
+  Peer& p = peer("10.0.0.1");
+  ControlPacket f = p.packet();
+  f.final = true;
+  deliver(p, f);
+  EXPECT_EQ(core_->reload_progress().polls, 0u);
+  run_for(ms(2000));
+  auto s = find("10.0.0.1");
+  EXPECT_EQ(s->state, State::Up);
+  EXPECT_EQ(s->counters.up_count, 1u);
+  EXPECT_EQ(s->params.desired_min_tx, ms(300));
+  EXPECT_FALSE(s->removing);
+}
+
+// A second timer change while the first Poll runs is queued behind it
+// (RFC 5880 §6.8.3): the first Final completes the first Poll only, the
+// queued one follows with its own Poll, and the reload settles after both.
+TEST_F(ReloadTest, SecondTimerChangeDuringAPollWaitsForItsOwnPoll) {
+  two_up();
+  Peer& p = peer("10.0.0.1");
+  p.answer_polls = false;
+  EngineOptions next = opts_;
+  next.sessions[0].params = params(ms(300), ms(300));
+  reload(next);
+  const std::size_t first = net_.sent.size();
+  run_for(ms(100));
+  auto pk = sent_to(p, first);
+  ASSERT_FALSE(pk.empty());
+  ASSERT_TRUE(pk.back().pkt.poll);
+  EXPECT_EQ(pk.back().pkt.desired_min_tx_us, 300'000u);
+  next.sessions[0].params = params(ms(500), ms(500));
+  EXPECT_EQ(reload(next).timers_changed, 1u);
+  EXPECT_EQ(core_->reload_progress().polls, 1u);
+  ControlPacket f = p.packet();
+  f.final = true;
+  deliver(p, f);  // ends the first Poll; the queued change is still pending
+  EXPECT_EQ(core_->reload_progress().polls, 1u);
+  const std::size_t second = net_.sent.size();
+  run_for(ms(1500));
+  bool polled_500 = false;
+  for (const auto& x : sent_to(p, second)) {
+    polled_500 |= x.pkt.poll && x.pkt.desired_min_tx_us == 500'000u;
+  }
+  EXPECT_TRUE(polled_500) << "the queued change never went out with its own Poll";
+  deliver(p, f);
+  EXPECT_EQ(core_->reload_progress().polls, 0u);
+  EXPECT_EQ(find(p)->params.desired_min_tx, ms(500));
+  EXPECT_EQ(find(p)->state, State::Up);
+}
+
+// An added session is created at once; in a new health-managed group it is
+// held Down until that group's first verdict.
+TEST_F(ReloadTest, AddedSessionStartsBehindItsNewGroupsStartupHold) {
+  two_up();
+  EngineOptions next = opts_;
+  next.sessions.push_back(session_spec("10.0.0.3", "db", ms(100)));
+  next.declared_groups = {"db"};
+  next.managed.push_back(ManagedGroup{"db", core::Hold::Down, core::Hold::Down, 5, 1});
+  const ReloadResult r = reload(next);
+  EXPECT_EQ(r.added, 1u);
+  EXPECT_EQ(r.unchanged, 2u);
+  auto s = find("10.0.0.3");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->hold, core::Hold::Down);
+  EXPECT_EQ(s->hold_source, HoldSource::Health);
+  EXPECT_EQ(s->hold_reason, kStartupReason);
+  Peer& p = add_peer("10.0.0.3");
+  deliver(p, State::Down);
+  deliver(p, State::Init);
+  EXPECT_EQ(find(p)->state, State::Down);
+  core_->set_hold(HoldSource::Health, group_sel("db"), core::Hold::None, 0, "healthy");
+  EXPECT_NE(bring_up(p), 0u);
+  EXPECT_EQ(find("10.0.0.1")->state, State::Up);
+}
+
+// A removed session signals Down diag 5 at once, is shown as removing, and
+// is deleted when the peer acknowledges.
+TEST_F(ReloadTest, RemovedSessionSignalsDownAndGoesOnAck) {
+  two_up();
+  peer("10.0.0.2").next_at = TimePoint::max();  // stop its feed: we script it
+  EngineOptions next = opts_;
+  next.sessions.pop_back();
+  const std::size_t sent = net_.sent.size();
+  const ReloadResult r = reload(next);
+  EXPECT_EQ(r.removed, 1u);
+  auto pk = sent_to(peer("10.0.0.2"), sent);
+  ASSERT_EQ(pk.size(), 1u);
+  EXPECT_EQ(pk[0].at, now());
+  EXPECT_EQ(pk[0].pkt.state, State::Down);
+  EXPECT_EQ(pk[0].pkt.diag, 5);
+  auto s = find("10.0.0.2");
+  ASSERT_TRUE(s);
+  EXPECT_TRUE(s->removing);
+  EXPECT_EQ(s->hold_source, HoldSource::Shutdown);
+  EXPECT_EQ(core_->reload_progress().removing, 1u);
+  EXPECT_EQ(core_->session_count(), 2u);
+  run_for(ms(50));
+  EXPECT_TRUE(find("10.0.0.2"));
+  deliver(peer("10.0.0.2"), State::Down, 3);
+  EXPECT_FALSE(find("10.0.0.2"));
+  EXPECT_EQ(core_->session_count(), 1u);
+  EXPECT_EQ(net_.closes.size(), 1u);
+  EXPECT_TRUE(core_->reload_progress().settled());
+  EXPECT_EQ(find("10.0.0.1")->state, State::Up);
+  EXPECT_EQ(net_.bad_closes, 0u);
+  // Re-adding it later is a new session (new discriminator is allowed).
+  const ReloadResult again = reload(opts_);
+  EXPECT_EQ(again.added, 1u);
+  EXPECT_TRUE(find("10.0.0.2"));
+}
+
+// A silent peer: deleted after one peer detection time (3 x 100 ms here),
+// the signal sent as AdminDown diag 7 when shutdown_signal says so.
+TEST_F(ReloadTest, RemovedSessionGoesAfterOneDetectionTimeWithAdminDown) {
+  two_up();
+  peer("10.0.0.2").next_at = TimePoint::max();
+  EngineOptions next = opts_;
+  next.sessions.pop_back();
+  next.removal_signal = core::Hold::AdminDown;
+  const TimePoint t = now();
+  const std::size_t sent = net_.sent.size();
+  reload(next);
+  auto pk = sent_to(peer("10.0.0.2"), sent);
+  ASSERT_FALSE(pk.empty());
+  EXPECT_EQ(pk[0].pkt.state, State::AdminDown);
+  EXPECT_EQ(pk[0].pkt.diag, 7);
+  run_until(t + ms(290));
+  EXPECT_TRUE(find("10.0.0.2"));
+  run_until(t + ms(310));
+  EXPECT_FALSE(find("10.0.0.2"));
+  ASSERT_EQ(net_.closes.size(), 1u);
+  EXPECT_LE(net_.paths.at(net_.closes[0]).closed_at - t, ms(300) + opts_.timer_slot);
+}
+
+// A session that is not Up is deleted at once (after its one signal packet).
+TEST_F(ReloadTest, RemovedSessionNotUpIsDeletedAtOnce) {
+  opts_.sessions.push_back(session_spec("10.0.0.1"));
+  opts_.sessions.push_back(session_spec("10.0.0.9"));
+  open();
+  run_for(ms(10));
+  EngineOptions next = opts_;
+  next.sessions.pop_back();
+  const ReloadResult r = reload(next);
+  EXPECT_EQ(r.removed, 1u);
+  EXPECT_FALSE(find("10.0.0.9"));
+  EXPECT_EQ(net_.closes.size(), 1u);
+  EXPECT_TRUE(core_->reload_progress().settled());
+}
+
+// A bad addition (an interface that does not exist) refuses the reload
+// before anything changes: the removal it carried is not done either.
+TEST_F(ReloadTest, InvalidAdditionRefusesTheWholeReload) {
+  two_up();
+  EngineOptions next = opts_;
+  next.sessions.pop_back();
+  auto bad = session_spec("10.0.0.7");
+  bad.interface = "nope0";
+  next.sessions.push_back(bad);
+  next.accepts.push_back(accept_spec("10.1.0.0", 16, "dyn", 4));
+  next.accepts.back().interface = "nope1";
+  const std::size_t sent = net_.sent.size();
+  const ReloadResult r = reload(next);
+  EXPECT_FALSE(r.applied);
+  ASSERT_EQ(r.errors.size(), 2u);
+  EXPECT_NE(r.errors[0].find("nope0"), std::string::npos) << r.errors[0];
+  EXPECT_NE(r.errors[1].find("nope1"), std::string::npos) << r.errors[1];
+  EXPECT_EQ(net_.sent.size(), sent);
+  EXPECT_EQ(core_->session_count(), 2u);
+  EXPECT_FALSE(find("10.0.0.2")->removing);
+  EXPECT_FALSE(find("10.0.0.7"));
+}
+
+// A group change moves the session: the new group's hold applies at once,
+// the old group's no longer does; the same discriminator throughout.
+TEST_F(ReloadTest, GroupChangeMovesTheSessionUnderTheNewGroupsHolds) {
+  two_up();
+  core_->set_hold(HoldSource::Admin, group_sel("db"), core::Hold::Down, 0);  // unknown group
+  opts_.declared_groups = {"db"};
+  reload(opts_);
+  ASSERT_EQ(core_->set_hold(HoldSource::Admin, group_sel("db"), core::Hold::Down, 0).error, "");
+  const auto discr = find("10.0.0.1")->local_discr;
+  EngineOptions next = opts_;
+  next.sessions[0].group = "db";
+  const std::size_t sent = net_.sent.size();
+  const ReloadResult r = reload(next);
+  EXPECT_EQ(r.moved, 1u);
+  auto s = find("10.0.0.1");
+  EXPECT_EQ(s->group, "db");
+  EXPECT_EQ(s->local_discr, discr);
+  EXPECT_EQ(s->hold, core::Hold::Down);
+  auto pk = sent_to(peer("10.0.0.1"), sent);
+  ASSERT_FALSE(pk.empty());
+  EXPECT_EQ(pk[0].pkt.state, State::Down);
+  // Holds by group follow the indexes: releasing "web" does not touch it.
+  EXPECT_EQ(core_->set_hold(HoldSource::Admin, group_sel("web"), core::Hold::None, 0).matched, 1u);
+  EXPECT_EQ(core_->set_hold(HoldSource::Admin, group_sel("db"), core::Hold::None, 0).matched, 1u);
+  EXPECT_EQ(find("10.0.0.1")->hold, core::Hold::None);
+}
+
+// An identity change on the same path (single hop: the local address) is
+// remove + add; the old session makes way at once for the new one.
+TEST_F(ReloadTest, IdentityChangeOnTheSamePathReplacesTheSession) {
+  two_up();
+  EngineOptions next = opts_;
+  next.sessions[0].local = addr("10.255.255.254");
+  const ReloadResult r = reload(next);
+  EXPECT_EQ(r.removed, 1u);
+  EXPECT_EQ(r.added, 1u);
+  EXPECT_TRUE(r.errors.empty()) << r.errors[0];
+  std::size_t n = 0;
+  for (const auto& s : core_->sessions()) n += s.peer == "10.0.0.1";
+  EXPECT_EQ(n, 1u);
+  EXPECT_FALSE(find("10.0.0.1")->removing);
+  EXPECT_EQ(net_.bad_closes, 0u);
+}
+
+// Accept rules are replaced at once: a dynamic session still covered stays
+// (timers and group of its new rule), one no rule covers is removed with a
+// signal, and new sessions follow the new rules.
+TEST_F(ReloadTest, AcceptRulesReplacedAndUncoveredDynamicSessionsRemoved) {
+  opts_.accepts.push_back(accept_spec("10.0.0.0", 8, "dyn", 8, ms(100)));
+  open();
+  Peer& a = add_peer("10.0.1.1");
+  Peer& b = add_peer("10.0.2.1");
+  for (Peer* p : {&a, &b}) {
+    p->tx_us = p->rx_us = 100'000;
+    ASSERT_NE(bring_up(*p), 0u);
+  }
+  const auto discr_a = find(a)->local_discr;
+  EngineOptions next = opts_;
+  next.accepts[0] = accept_spec("10.0.1.0", 24, "dyn2", 8, ms(200));
+  const std::size_t sent = net_.sent.size();
+  const ReloadResult r = reload(next);
+  EXPECT_TRUE(r.accepts_replaced);
+  EXPECT_EQ(r.dynamic_kept, 1u);
+  EXPECT_EQ(r.dynamic_removed, 1u);
+  auto sa = find(a);
+  EXPECT_EQ(sa->local_discr, discr_a);
+  EXPECT_EQ(sa->group, "dyn2");
+  EXPECT_EQ(sa->params.desired_min_tx, ms(200));
+  EXPECT_FALSE(sa->removing);
+  auto sb = find(b);
+  ASSERT_TRUE(sb);
+  EXPECT_TRUE(sb->removing);
+  auto pk = sent_to(b, sent);
+  ASSERT_FALSE(pk.empty());
+  EXPECT_EQ(pk[0].pkt.state, State::Down);
+  deliver(b, State::Down, 3);
+  EXPECT_FALSE(find(b));
+  // A new peer outside the new prefix is refused; inside, created in dyn2.
+  deliver(add_peer("10.0.3.1"), State::Down);
+  EXPECT_FALSE(find("10.0.3.1"));
+  deliver(add_peer("10.0.1.7"), State::Down);
+  ASSERT_TRUE(find("10.0.1.7"));
+  EXPECT_EQ(find("10.0.1.7")->group, "dyn2");
+}
+
+// A group that stops being health-managed loses its health hold; one that
+// becomes managed gets the start-up hold (its running sessions go Down
+// until its first verdict).
+TEST_F(ReloadTest, ManagedGroupsFollowTheNewConfiguration) {
+  two_up();
+  EngineOptions next = opts_;
+  next.declared_groups = {"web"};
+  next.managed.push_back(ManagedGroup{"web", core::Hold::Down, core::Hold::Down, 5, 1});
+  reload(next);
+  EXPECT_EQ(find("10.0.0.1")->hold, core::Hold::Down);
+  EXPECT_EQ(find("10.0.0.1")->hold_reason, kStartupReason);
+  EXPECT_EQ(find("10.0.0.1")->unhealthy_signal, "down");
+  next.managed.clear();
+  reload(next);
+  EXPECT_EQ(find("10.0.0.1")->hold, core::Hold::None);
+  EXPECT_EQ(find("10.0.0.1")->unhealthy_signal, "");
+}
+
 }  // namespace
 }  // namespace beacon::engine

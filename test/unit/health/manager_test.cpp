@@ -492,6 +492,175 @@ TEST(HealthManager, ACheckThatKeepsRaisingBacksOffAndStaysFailing) {
   EXPECT_EQ(h.of("web").size(), 2u);
 }
 
+// ================================================================ reload
+
+const CheckStatus* find_check(const std::vector<CheckStatus>& cs, const std::string& name) {
+  for (const auto& c : cs) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+
+// A check whose spec did not change keeps its probe, state and history; the
+// groups it feeds see no new decision.
+TEST(HealthManagerReload, UnchangedCheckKeepsProbeStateAndHistory) {
+  Harness h;
+  h.cfg.checks = {polled("haproxy", 20ms), event("maint")};
+  h.cfg.groups = {group("web", {"haproxy", "maint"})};
+  h.probes["maint"]->initial = beacon::test::make_result(P);
+  h.start();
+  ASSERT_TRUE(h.run_until([&] { return h.last_verdict("web") == Verdict::Healthy; }));
+  ASSERT_TRUE(h.run_until([&] { return h.probes["haproxy"]->runs >= 3; }));
+  const auto before = h.mgr->checks();
+  const int created = h.probes.created();
+  const std::size_t applied = h.applied.size();
+  config::Config next = h.cfg;
+  next.checks[0].line = 40;  // moved in the file only
+  next.checks[1].column = 9;
+  const ReconfigureResult r = h.mgr->reconfigure(next);
+  EXPECT_TRUE(r.applied);
+  EXPECT_EQ(r.kept, 2u);
+  EXPECT_EQ(r.restarted + r.started + r.stopped, 0u);
+  EXPECT_EQ(h.probes.created(), created);
+  EXPECT_FALSE(h.probes["maint"]->cancelled);
+  EXPECT_EQ(h.applied.size(), applied);
+  const auto after = h.mgr->checks();
+  ASSERT_EQ(after.size(), 2u);
+  EXPECT_GE(after[0].results, before[0].results);
+  EXPECT_TRUE(after[0].known);
+  EXPECT_TRUE(after[1].known);
+  // It keeps running on its old schedule, and the event probe still reports.
+  const int runs = h.probes["haproxy"]->runs;
+  ASSERT_TRUE(h.run_until([&] { return h.probes["haproxy"]->runs >= runs + 2; }));
+  h.probes["maint"]->emit(M, "marker");
+  EXPECT_EQ(h.last_verdict("web"), Verdict::Maintenance);
+}
+
+// A changed check starts fresh (new probe, no history). The group it feeds
+// keeps its decision until the fresh check reports, then follows it.
+TEST(HealthManagerReload, ChangedCheckStartsFreshAndItsGroupDoesNotFlap) {
+  Harness h;
+  h.cfg.checks = {polled("haproxy", 20ms)};
+  h.cfg.groups = {group("web", {"haproxy"})};
+  h.start();
+  ASSERT_TRUE(h.run_until([&] { return h.last_verdict("web") == Verdict::Healthy; }));
+  const std::size_t applied = h.applied.size();
+  auto st = h.probes["haproxy"];
+  st->delay = 100ms;  // the fresh probe's first result takes a while
+  st->fallback = beacon::test::make_result(F, "HTTP 503");
+  config::Config next = h.cfg;
+  next.checks[0].interval = 30ms;
+  const int created = h.probes.created();
+  const ReconfigureResult r = h.mgr->reconfigure(next);
+  EXPECT_TRUE(r.applied);
+  EXPECT_EQ(r.restarted, 1u);
+  EXPECT_EQ(h.probes.created(), created + 1);
+  auto cs = h.mgr->checks();
+  ASSERT_EQ(cs.size(), 1u);
+  EXPECT_FALSE(cs[0].known);
+  EXPECT_EQ(cs[0].results, 0u);
+  EXPECT_EQ(h.applied.size(), applied) << "the group went Unknown at the reload";
+  auto gs = h.mgr->groups();
+  EXPECT_EQ(gs[0].decision.verdict, Verdict::Healthy);
+  EXPECT_NE(gs[0].decision.reason.find("kept across the reload"), std::string::npos);
+  ASSERT_TRUE(h.run_until([&] { return h.last_verdict("web") == Verdict::Unhealthy; }));
+  for (std::size_t i = applied; i < h.applied.size(); ++i) {
+    EXPECT_NE(h.applied[i].d.verdict, Verdict::Unknown);
+  }
+  EXPECT_EQ(h.of("web").back().d.reason, "check haproxy: HTTP 503");
+}
+
+// A new group over a new check starts Unknown (held Down) until its first
+// verdict, as at start-up; the groups that did not change get no call.
+TEST(HealthManagerReload, NewGroupStartsUnknownHeldDown) {
+  Harness h;
+  h.cfg.checks = {polled("haproxy", 20ms)};
+  h.cfg.groups = {group("web", {"haproxy"})};
+  h.start();
+  ASSERT_TRUE(h.run_until([&] { return h.last_verdict("web") == Verdict::Healthy; }));
+  const std::size_t web_calls = h.of("web").size();
+  config::Config next = h.cfg;
+  next.checks.push_back(polled("db", 20ms));
+  next.groups.push_back(group("db", {"db"}));
+  h.probes["db"]->delay = 50ms;
+  const ReconfigureResult r = h.mgr->reconfigure(next);
+  EXPECT_EQ(r.kept, 1u);
+  EXPECT_EQ(r.started, 1u);
+  ASSERT_FALSE(h.of("db").empty());
+  EXPECT_EQ(h.of("db")[0].d.verdict, Verdict::Unknown);
+  EXPECT_EQ(h.of("db")[0].d.hold, core::Hold::Down);
+  ASSERT_TRUE(h.run_until([&] { return h.last_verdict("db") == Verdict::Healthy; }));
+  h.run_for(60ms);
+  EXPECT_EQ(h.of("web").size(), web_calls);
+  EXPECT_EQ(h.mgr->groups().size(), 2u);
+}
+
+// A removed check stops (probe cancelled, no more runs); the group it fed is
+// re-evaluated without it and told only because its decision changed.
+TEST(HealthManagerReload, RemovedCheckStopsAndItsGroupIsReevaluated) {
+  Harness h;
+  h.cfg.checks = {polled("haproxy", 20ms), polled("extra", 20ms)};
+  h.cfg.groups = {group("web", {"haproxy", "extra"})};
+  h.probes["extra"]->fallback = beacon::test::make_result(F, "down");
+  h.start();
+  ASSERT_TRUE(h.run_until([&] { return h.last_verdict("web") == Verdict::Unhealthy; }));
+  config::Config next = h.cfg;
+  next.checks.pop_back();
+  next.groups[0].checks = {"haproxy"};
+  const ReconfigureResult r = h.mgr->reconfigure(next);
+  EXPECT_EQ(r.stopped, 1u);
+  EXPECT_EQ(r.kept, 1u);
+  EXPECT_TRUE(h.probes["extra"]->cancelled);
+  EXPECT_EQ(h.last_verdict("web"), Verdict::Healthy);
+  const int runs = h.probes["extra"]->runs;
+  h.run_for(100ms);
+  EXPECT_EQ(h.probes["extra"]->runs, runs);
+  EXPECT_EQ(find_check(h.mgr->checks(), "extra"), nullptr);
+  ASSERT_NE(find_check(h.mgr->checks(), "haproxy"), nullptr);
+  // A group's signal change alone is handed to the sink (decision changed).
+  h.probes["haproxy"]->fallback = beacon::test::make_result(F, "HTTP 503");
+  ASSERT_TRUE(h.run_until([&] { return h.last_verdict("web") == Verdict::Unhealthy; }));
+  config::Config admin = next;
+  admin.groups[0].unhealthy_signal = core::Hold::AdminDown;
+  const std::size_t calls = h.of("web").size();
+  h.mgr->reconfigure(admin);
+  ASSERT_EQ(h.of("web").size(), calls + 1);
+  EXPECT_EQ(h.of("web").back().d.hold, core::Hold::AdminDown);
+}
+
+// A probe that cannot be built refuses the reload: nothing changes.
+TEST(HealthManagerReload, ProbeThatCannotBeBuiltRefusesTheReload) {
+  boost::asio::io_context io;
+  FakeProbes probes{io};
+  config::Config cfg;
+  cfg.checks = {polled("haproxy", 20ms)};
+  cfg.groups = {group("web", {"haproxy"})};
+  auto inner = probes.factory();
+  ProbeFactory factory = [&](const config::CheckSpec& spec,
+                             const boost::asio::any_io_executor& ex) {
+    if (spec.name == "bad") throw std::runtime_error("no such socket");
+    return inner(spec, ex);
+  };
+  std::vector<std::string> groups;
+  Sink sink;
+  sink.apply = [&](const std::string& g, const GroupDecision&) { groups.push_back(g); };
+  HealthManager mgr(io, cfg, sink, nullptr, factory);
+  mgr.start();
+  config::Config next = cfg;
+  next.checks[0].interval = 50ms;
+  next.checks.push_back(polled("bad", 20ms));
+  next.groups[0].checks.push_back("bad");
+  const ReconfigureResult r = mgr.reconfigure(next);
+  EXPECT_FALSE(r.applied);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0], "check bad: no such socket");
+  auto cs = mgr.checks();
+  ASSERT_EQ(cs.size(), 1u);
+  EXPECT_EQ(mgr.groups()[0].checks, std::vector<std::string>{"haproxy"});
+  EXPECT_FALSE(probes["haproxy"]->cancelled);
+  mgr.stop();
+}
+
 #ifdef BEACON_TEST_HOOKS
 TEST(HealthManager, TestStallBlocksTheOpsLoop) {
   Harness h;
