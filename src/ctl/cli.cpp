@@ -8,6 +8,7 @@
 
 #include "beacon/config/config.hpp"
 #include "beacon/ctl/format.hpp"
+#include "cli_impl.hpp"
 
 namespace beacon::ctl {
 namespace {
@@ -71,7 +72,7 @@ CtlParse usage_error(std::string message) {
 }
 
 struct CtlOptions {
-  std::optional<std::string> socket, timeout, diag, peer, group;
+  std::optional<std::string> socket, timeout, diag, peer, group, interval, count;
   bool json = false, all = false, help = false;
   int selectors = 0;
   std::vector<std::string> positionals;
@@ -113,6 +114,10 @@ std::string scan_ctl(const std::vector<std::string>& args, CtlOptions& o) {
     } else if (s.match("--group", true, &v)) {
       o.group = v;
       ++o.selectors;
+    } else if (s.match("--interval", true, &v)) {
+      o.interval = v;
+    } else if (s.match("--count", true, &v)) {
+      o.count = v;
     } else {
       return "unknown option " + a;
     }
@@ -171,7 +176,14 @@ std::string ctl_usage() {
          "  stats [--json]                 engine counters\n"
          "  checks [--json]                health checks: state, latency, reason\n"
          "  groups [--json]                health groups: verdict, signal, reason\n"
-         "  version                        daemon and protocol version\n"
+         "  sessions PEER                  only the session(s) whose peer is exactly PEER\n"
+         "                                 (e.g. 198.18.0.1, fe80::1%veth0)\n"
+         "  version                        bfdctl's version and the daemon's\n"
+         "  check-config FILE [--json]     check a configuration file with the daemon's parser\n"
+         "                                 (no daemon needed): errors as file:line:column\n"
+         "  watch [--interval DUR] [--count N]\n"
+         "                                 live view of groups, sessions and checks (q quits);\n"
+         "                                 periodic plain blocks when not on a terminal\n"
          "\n"
          "options:\n"
          "  --socket PATH   control socket (default " +
@@ -180,6 +192,7 @@ std::string ctl_usage() {
          "  --json          print the daemon's JSON\n"
          "  --timeout DUR   give up after DUR, e.g. 500ms, 5s (default 5s)\n"
          "\n"
+         "Colour only on a terminal, and never when NO_COLOR is set to a non-empty value.\n"
          "exit codes: 0 ok, 1 refused by the daemon, 2 usage error, 3 daemon unreachable\n";
 }
 
@@ -211,7 +224,17 @@ CtlParse parse_ctl_args(const std::vector<std::string>& args) {
   if (o.selectors > 0 || o.diag) {
     return usage_error("--diag, --peer, --group and --all belong to 'session set-state'");
   }
-  if (o.positionals.size() > 1) return usage_error("unexpected argument " + o.positionals[1]);
+  if ((o.interval || o.count) && cmd != "watch") {
+    return usage_error("--interval and --count belong to 'watch'");
+  }
+  if (cmd == "check-config") return build_check_config(out, o.positionals);
+  if (cmd == "watch") return build_watch(out, o.positionals, o.interval, o.count);
+  if (cmd == "sessions" && o.positionals.size() == 2) {
+    if (std::string e = check_peer_filter(o.positionals[1]); !e.empty()) return usage_error(e);
+    out.peer_filter = o.positionals[1];
+  } else if (o.positionals.size() > 1) {
+    return usage_error("unexpected argument " + o.positionals[1]);
+  }
   if (cmd == "sessions") {
     out.command = CtlArgs::Command::Sessions;
   } else if (cmd == "stats") {
@@ -231,6 +254,11 @@ CtlParse parse_ctl_args(const std::vector<std::string>& args) {
 
 int run_ctl(const std::vector<std::string>& args, const Transport& transport, std::ostream& out,
             std::ostream& err) {
+  return run_ctl(args, transport, out, err, CtlEnv{});
+}
+
+int run_ctl(const std::vector<std::string>& args, const Transport& transport, std::ostream& out,
+            std::ostream& err, const CtlEnv& env) {
   CtlParse parsed = parse_ctl_args(args);
   if (!parsed.args) {
     err << "bfdctl: " << parsed.error << "\n\n" << ctl_usage();
@@ -241,7 +269,12 @@ int run_ctl(const std::vector<std::string>& args, const Transport& transport, st
     out << ctl_usage();
     return kExitOk;
   }
+  // Not needing the daemon: check-config works on a box where it is stopped.
+  if (a.command == CtlArgs::Command::CheckConfig) return run_check_config(a, out, err);
+  const Style style = Style::detect(env.out_tty, env.no_color);
+  if (a.command == CtlArgs::Command::Watch) return run_watch(a, transport, out, err, env);
   ClientResult r = transport(a.socket, a.request, a.timeout);
+  if (a.command == CtlArgs::Command::Version) return print_version(a, r, out, err);
   if (r.status != ClientResult::Status::Ok) {
     err << "bfdctl: " << r.error << "\n";
     return kExitUnreachable;
@@ -262,7 +295,14 @@ int run_ctl(const std::vector<std::string>& args, const Transport& transport, st
   switch (a.command) {
     case CtlArgs::Command::Sessions: {
       json list = field("sessions", json::array());
-      out << (a.json ? pretty(list) + "\n" : format_sessions_table(list));
+      if (!a.peer_filter.empty()) {
+        list = filter_sessions(list, a.peer_filter);
+        if (list.empty()) {
+          err << "bfdctl: no session with peer " << a.peer_filter << "\n";
+          return kExitRefused;
+        }
+      }
+      out << (a.json ? pretty(list) + "\n" : format_sessions_table(list, style));
       break;
     }
     case CtlArgs::Command::Stats: {
@@ -272,27 +312,21 @@ int run_ctl(const std::vector<std::string>& args, const Transport& transport, st
     }
     case CtlArgs::Command::Checks: {
       json list = field("checks", json::array());
-      out << (a.json ? pretty(list) + "\n" : format_checks_table(list));
+      out << (a.json ? pretty(list) + "\n" : format_checks_table(list, style));
       break;
     }
     case CtlArgs::Command::Groups: {
       json list = field("groups", json::array());
-      out << (a.json ? pretty(list) + "\n" : format_groups_table(list));
+      out << (a.json ? pretty(list) + "\n" : format_groups_table(list, style));
       break;
     }
     case CtlArgs::Command::SetState:
-      out << (a.json ? pretty(resp) + "\n" : format_set_state(resp) + "\n");
+      out << (a.json ? pretty(resp) + "\n" : format_set_state(resp, style) + "\n");
       break;
     case CtlArgs::Command::Version:
-      if (a.json) {
-        out << pretty(resp) << "\n";
-      } else {
-        json v = field("version", "unknown");
-        json p = field("protocol", 0);
-        out << "bfd-beacon " << (v.is_string() ? v.get<std::string>() : v.dump())
-            << " (control protocol " << p.dump() << "), bfdctl " << BEACON_VERSION << "\n";
-      }
-      break;
+    case CtlArgs::Command::CheckConfig:
+    case CtlArgs::Command::Watch:
+      break;  // handled above
     case CtlArgs::Command::Help:
       break;
   }
