@@ -56,14 +56,45 @@ std::string_view hold_source_name(HoldSource s) {
   return "unknown";
 }
 
+std::string_view hold_cause_name(HoldCause c) {
+  switch (c) {
+    case HoldCause::Fixed:
+      return "fixed";
+    case HoldCause::Unhealthy:
+      return "unhealthy";
+    case HoldCause::Maintenance:
+      return "maintenance";
+    case HoldCause::MaintenanceFailing:
+      return "maintenance+failing";
+  }
+  return "unknown";
+}
+
 // ================================================================ holds
 
 detail::HoldTarget EngineCore::Impl::target(const SessionSlot& s) const {
   return detail::HoldTarget{s.peer, s.interface, s.ifindex, s.group};
 }
 
+SessionSignals EngineCore::Impl::signals_for(const std::string& group,
+                                             const config::SessionSpec* spec) const {
+  SessionSignals sig;
+  if (auto it = managed.find(group); it != managed.end()) {
+    sig.unhealthy = it->second->unhealthy_signal;
+    sig.maintenance = it->second->maintenance_signal;
+    sig.down_diag = detail::default_diag(core::Hold::Down, it->second->diag);
+    sig.managed = true;
+  }
+  if (spec != nullptr) {
+    if (spec->unhealthy_signal) sig.unhealthy = *spec->unhealthy_signal;
+    if (spec->maintenance_signal) sig.maintenance = *spec->maintenance_signal;
+    sig.overridden = spec->unhealthy_signal.has_value() || spec->maintenance_signal.has_value();
+  }
+  return sig;
+}
+
 void EngineCore::Impl::apply_hold(SessionSlot& s, TimePoint now) {
-  detail::EffectiveHold eh = holds.effective(target(s));
+  detail::EffectiveHold eh = holds.effective(target(s), s.signals);
   // Source and reason may change without any change on the wire (e.g. the
   // first health verdict replacing the start-up hold with the same diag).
   s.hold_source = eh.source;
@@ -115,14 +146,34 @@ bool EngineCore::Impl::group_known(std::string_view g) const {
 
 HoldResult EngineCore::Impl::set_hold(HoldSource source, const Selector& sel, core::Hold hold,
                                       std::uint8_t diag, std::string reason) {
+  const std::uint8_t eff_diag = detail::default_diag(hold, diag);
+  const detail::HoldRules::Rule rule{hold, eff_diag, hold == core::Hold::None ? "" : reason};
+  return set_rule(source, sel, rule, fmt::format("{} diag {}", core::hold_name(hold), eff_diag));
+}
+
+HoldResult EngineCore::Impl::set_hold(HoldSource source, const Selector& sel, HoldCause cause,
+                                      std::string reason) {
+  if (cause == HoldCause::Fixed) {
+    HoldResult r;
+    r.error = "a hold by cause needs a cause other than fixed";
+    return r;
+  }
+  const detail::HoldRules::Rule rule{cause, std::move(reason)};
+  return set_rule(source, sel, rule,
+                  fmt::format("{} (each session's own signal)", hold_cause_name(cause)));
+}
+
+HoldResult EngineCore::Impl::set_rule(HoldSource source, const Selector& sel,
+                                      const detail::HoldRules::Rule& rule,
+                                      const std::string& what) {
   HoldResult r;
   if (static_cast<std::size_t>(source) >= static_cast<std::size_t>(HoldSource::Count)) {
     r.error = "invalid hold source";
     return r;
   }
   const TimePoint now = clock.now();
-  const std::uint8_t eff_diag = detail::default_diag(hold, diag);
-  const detail::HoldRules::Rule rule{hold, eff_diag, hold == core::Hold::None ? "" : reason};
+  const core::Hold hold = rule.hold;
+  const std::string& reason = rule.reason;
   switch (sel.kind) {
     case Selector::Kind::All:
       r.matched = live;
@@ -166,12 +217,11 @@ HoldResult EngineCore::Impl::set_hold(HoldSource source, const Selector& sel, co
     }
   }
   if (source != HoldSource::Shutdown) {
-    log->info("hold {} {} {}: {} diag {} ({} sessions){}{}", hold_source_name(source),
+    log->info("hold {} {} {}: {} ({} sessions){}{}", hold_source_name(source),
               sel.kind == Selector::Kind::All     ? "all"
               : sel.kind == Selector::Kind::Group ? "group"
                                                   : "peer",
-              sel.value, core::hold_name(hold), eff_diag, r.matched, reason.empty() ? "" : ": ",
-              reason);
+              sel.value, what, r.matched, reason.empty() ? "" : ": ", reason);
   }
   return r;
 }
@@ -252,10 +302,11 @@ SessionSnapshot EngineCore::Impl::snapshot(const SessionSlot& s, TimePoint now) 
   o.hold = x.hold();
   o.hold_source = s.hold_source;
   o.hold_reason = s.hold_reason;
-  if (auto it = managed.find(s.group); it != managed.end()) {
-    o.unhealthy_signal = core::hold_name(it->second->unhealthy_signal);
-    o.maintenance_signal = core::hold_name(it->second->maintenance_signal);
+  if (s.signals.managed || s.signals.overridden) {
+    o.unhealthy_signal = core::hold_name(s.signals.unhealthy);
+    o.maintenance_signal = core::hold_name(s.signals.maintenance);
   }
+  o.signal_override = s.signals.overridden;
   o.params = x.params();
   o.tx_interval = x.tx_interval();
   o.detection_time = x.detection_time();

@@ -61,6 +61,10 @@ struct SessionSlot {
   bool dynamic = false;
   int accept_index = -1;
   std::uint8_t min_ttl = 255;
+  // What this session sends when unhealthy / in maintenance, resolved at
+  // creation (override, else group, else Down); read by every rule given by
+  // cause (HoldCause) through HoldTarget.
+  SessionSignals signals;
   HoldSource hold_source = HoldSource::Admin;
   std::uint8_t hold_diag = 0;
   std::string hold_reason;  // reason of the winning rule
@@ -142,6 +146,12 @@ struct EngineCore::Impl {
   void apply_peer_holds(const detail::PeerMatch& m, core::TimePoint now);
   HoldResult set_hold(HoldSource source, const Selector& sel, core::Hold hold, std::uint8_t diag,
                       std::string reason);
+  HoldResult set_hold(HoldSource source, const Selector& sel, HoldCause cause, std::string reason);
+  HoldResult set_rule(HoldSource source, const Selector& sel, const detail::HoldRules::Rule& rule,
+                      const std::string& what);
+  // The signals of a new session of `group`; `spec` is its [[session]]
+  // (nullptr for one created by an [[accept]] rule).
+  SessionSignals signals_for(const std::string& group, const config::SessionSpec* spec) const;
   bool group_known(std::string_view g) const;
   void init_health();  // open(): managed groups and their start-up hold
   void hold_managed_groups(HoldSource source, core::Hold hold, std::uint8_t diag,

@@ -279,6 +279,15 @@ HoldResult Engine::set_hold(HoldSource source, const Selector& sel, core::Hold h
   });
 }
 
+HoldResult Engine::set_hold(HoldSource source, const Selector& sel, HoldCause cause,
+                            std::string reason) {
+  return impl_->call([&] {
+    auto r = impl_->core.set_hold(source, sel, cause, std::move(reason));
+    impl_->end_turn();
+    return r;
+  });
+}
+
 std::string Engine::apply_realtime(const config::EngineConfig& rt) {
   if (!rt.cpu && rt.realtime_priority == 0) return {};
   return impl_->call([&rt]() -> std::string {

@@ -140,6 +140,9 @@ class EngineCore {
 
   HoldResult set_hold(HoldSource source, const Selector& sel, core::Hold hold, std::uint8_t diag,
                       std::string reason = {});
+  // A rule by cause (see Engine::set_hold): each matched session sends its
+  // own SessionSignals' answer to `cause`. Refused for HoldCause::Fixed.
+  HoldResult set_hold(HoldSource source, const Selector& sel, HoldCause cause, std::string reason);
 
   // Fail-safe: called every failsafe_period() with the time of the last
   // health heartbeat (nullopt: none yet). See Engine::heartbeat.
