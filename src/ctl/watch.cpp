@@ -90,10 +90,11 @@ std::string tally(const json& list, const char* key, const char* noun, const Sty
 }
 
 std::vector<std::string> head(const WatchData& d, const FrameOptions& o) {
+  // The source last: a long socket path is what a narrow terminal cuts.
   std::string first = utc_timestamp(o.now);
-  if (!o.source.empty()) first += "  " + o.source;
   if (!o.refresh.empty()) first += "  " + o.refresh;
   if (o.interactive) first += "  (q: quit)";
+  if (!o.source.empty()) first += "  " + o.source;
   if (!d.reachable) {
     return {o.style.paint(first, Colour::Bold),
             o.style.paint("daemon unreachable, retrying: " + d.error, Colour::Red)};

@@ -35,7 +35,7 @@ struct FrameOptions {
 };
 
 // The frame, one string per line without "\n". First line: timestamp,
-// source, refresh; second: a summary (counts by state) or "daemon
+// refresh, "(q: quit)" when interactive, source; second: a summary (counts by state) or "daemon
 // unreachable, retrying: WHY". With a row limit, sections that do not fit are
 // cut, largest first, each ending in "... N more <things>"; every line is cut
 // to `cols` visible columns.
