@@ -181,6 +181,25 @@ std::string refresh_text(std::chrono::milliseconds interval) {
 
 namespace {
 
+// --json: one object per refresh on one line (JSON lines), the daemon's arrays
+// as they came; a refused part is null with its error.
+std::string watch_json_line(const WatchData& d, std::chrono::system_clock::time_point now) {
+  json j{{"time", utc_timestamp(now)}, {"reachable", d.reachable}};
+  if (!d.reachable) {
+    j["error"] = d.error;
+  } else {
+    j["groups"] = d.groups;
+    j["sessions"] = d.sessions;
+    j["checks"] = d.checks;
+    json errors = json::object();
+    if (!d.groups_error.empty()) errors["groups"] = d.groups_error;
+    if (!d.sessions_error.empty()) errors["sessions"] = d.sessions_error;
+    if (!d.checks_error.empty()) errors["checks"] = d.checks_error;
+    if (!errors.empty()) j["errors"] = std::move(errors);
+  }
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 // One block per refresh (a timestamp line first, a blank line after), until
 // --count blocks were printed, the output fails, or the process is killed.
 int run_watch_plain(const CtlArgs& a, const Transport& transport, std::ostream& out,
@@ -197,9 +216,15 @@ int run_watch_plain(const CtlArgs& a, const Transport& transport, std::ostream& 
     }
     WatchData d = fetch_watch_data(transport, a);
     reached = d.reachable;
+    const auto now = env.now ? env.now() : std::chrono::system_clock::now();
+    if (a.json) {
+      out << watch_json_line(d, now) << "\n" << std::flush;
+      if (!out) return kExitRefused;
+      continue;
+    }
     FrameOptions fo;
     fo.style = style;
-    fo.now = env.now ? env.now() : std::chrono::system_clock::now();
+    fo.now = now;
     fo.source = a.socket;
     fo.refresh = refresh_text(a.interval);
     for (const auto& line : render_watch_frame(d, fo)) out << line << "\n";
@@ -214,7 +239,8 @@ int run_watch_plain(const CtlArgs& a, const Transport& transport, std::ostream& 
 
 int run_watch(const CtlArgs& a, const Transport& transport, std::ostream& out, std::ostream& err,
               const CtlEnv& env) {
-  if (env.tty_in_fd >= 0 && env.tty_out_fd >= 0) {
+  // --json is for programs: JSON lines even on a terminal.
+  if (env.tty_in_fd >= 0 && env.tty_out_fd >= 0 && !a.json) {
     return run_watch_tty(a, transport, out, err, env);
   }
   return run_watch_plain(a, transport, out, env);

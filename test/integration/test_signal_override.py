@@ -179,6 +179,7 @@ class SignalOverrideTest(unittest.TestCase):
         live view on a pseudo-terminal that `q` and SIGTERM both leave restored."""
         assert self.beacon is not None
         plain = self.beacon.bfdctl("watch", "--interval", "100ms", "--count", "2").stdout
+        netlab.log(f"--- bfdctl watch (plain):\n{plain}")
         self.assertEqual(plain.count("every 100ms"), 2, plain)
         self.assertIn("2 sessions: 2 Up", plain)
         self.assertIn(R2, plain)

@@ -9,7 +9,7 @@
 //   groups [--json]     health groups: verdict, signal, reason
 //   version             bfdctl's and the daemon's version
 //   check-config FILE   the daemon's parser, locally (no daemon needed)
-//   watch [--interval DUR] [--count N]   live view of groups, sessions, checks
+//   watch [--interval DUR] [--count N] [--json]   live view (JSON lines with --json)
 // Exit codes: 0 ok, 1 refused (daemon answered ok:false), 2 usage,
 // 3 daemon unreachable.
 #pragma once

@@ -227,6 +227,33 @@ TEST(WatchLoop, BackAfterAnOutageExitsOk) {
   EXPECT_EQ(code, kExitOk);
 }
 
+TEST(WatchLoop, JsonPrintsOneObjectPerRefresh) {
+  std::ostringstream out, err;
+  CtlEnv env;
+  env.sleep = [](std::chrono::milliseconds) {};
+  env.tty_in_fd = 0;  // a terminal: --json still prints lines, never the live view
+  env.tty_out_fd = 1;
+  int calls = 0;
+  int code = run_ctl(
+      {"watch", "--json", "--count", "2"},
+      [&](const std::string&, const json& req, std::chrono::milliseconds) {
+        if (++calls > 3) return ClientResult{ClientResult::Status::Unreachable, {}, "gone"};
+        return answer(req, 2);
+      },
+      out, err, env);
+  EXPECT_EQ(code, kExitUnreachable);
+  std::istringstream lines(out.str());
+  std::string line;
+  std::vector<json> docs;
+  while (std::getline(lines, line)) docs.push_back(json::parse(line));
+  ASSERT_EQ(docs.size(), 2u) << out.str();
+  EXPECT_EQ(docs[0].at("reachable"), true);
+  EXPECT_EQ(docs[0].at("sessions").size(), 2u);
+  EXPECT_EQ(docs[0].at("groups")[0].at("verdict"), "healthy");
+  EXPECT_EQ(docs[1].at("reachable"), false);
+  EXPECT_EQ(docs[1].at("error"), "gone");
+}
+
 TEST(WatchArgs, IntervalAndCountAreValidated) {
   auto p = parse_ctl_args({"watch"});
   ASSERT_TRUE(p.args) << p.error;
