@@ -93,11 +93,12 @@ std::size_t visible_width(std::string_view s) {
 std::string truncate_visible(std::string_view s, std::size_t cols) {
   std::string out;
   std::size_t w = 0;
-  bool styled = false;
+  bool styled = false;  // a style is in force (set and not reset since)
   for (std::size_t i = 0; i < s.size();) {
     if (std::size_t e = escape_length(s, i)) {
-      out += s.substr(i, e);
-      styled = true;
+      const std::string_view esc = s.substr(i, e);
+      out += esc;
+      styled = esc != kReset && esc != "\x1b[m";
       i += e;
       continue;
     }

@@ -56,6 +56,8 @@ TEST(Style, TruncateKeepsEscapesAndResetsWhenCut) {
   EXPECT_EQ(visible_width(truncate_visible("\x1b[31mDown\x1b[0m rest", 3)), 3u);
   EXPECT_EQ(truncate_visible("caf\xc3\xa9!", 4), "caf\xc3\xa9");  // never splits a code point
   EXPECT_EQ(truncate_visible("abc", 0), "");
+  // Nothing styled is left open: no extra reset.
+  EXPECT_EQ(truncate_visible("\x1b[32mUp\x1b[0m rest", 4), "\x1b[32mUp\x1b[0m r");
 }
 
 TEST(Style, TableAlignsColouredCellsLikePlainOnes) {
