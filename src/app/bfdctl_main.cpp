@@ -10,5 +10,6 @@
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   return beacon::ctl::run_ctl(std::vector<std::string>(argv + 1, argv + argc),
-                              &beacon::ctl::request, std::cout, std::cerr);
+                              &beacon::ctl::request, std::cout, std::cerr,
+                              beacon::ctl::CtlEnv::from_process());
 }

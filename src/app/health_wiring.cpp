@@ -15,11 +15,29 @@ double ms(core::Duration d) {
 
 }  // namespace
 
+std::optional<engine::HoldCause> hold_cause(const health::GroupDecision& d) {
+  switch (d.verdict) {
+    case health::Verdict::Unhealthy:
+      return engine::HoldCause::Unhealthy;
+    case health::Verdict::Maintenance:
+      return d.failing ? engine::HoldCause::MaintenanceFailing : engine::HoldCause::Maintenance;
+    case health::Verdict::Unknown:
+    case health::Verdict::Healthy:
+      break;
+  }
+  return std::nullopt;
+}
+
 health::Sink make_engine_sink(engine::Engine& engine, std::shared_ptr<spdlog::logger> log) {
   health::Sink sink;
   sink.apply = [&engine, log](const std::string& group, const health::GroupDecision& d) {
     engine::Selector sel{engine::Selector::Kind::Group, group};
-    auto r = engine.set_hold(engine::HoldSource::Health, sel, d.hold, d.diag, d.reason);
+    // Unhealthy and maintenance go by cause so each session sends its own
+    // signal (a [[session]] may override its group's); start-up (Down with
+    // the group's diag) and healthy (released) are the same for every session.
+    const auto cause = hold_cause(d);
+    auto r = cause ? engine.set_hold(engine::HoldSource::Health, sel, *cause, d.reason)
+                   : engine.set_hold(engine::HoldSource::Health, sel, d.hold, d.diag, d.reason);
     if (!r.error.empty() && log) log->warn("group {}: health hold refused: {}", group, r.error);
   };
   sink.heartbeat = [&engine] { engine.heartbeat(); };

@@ -1,5 +1,7 @@
 // [[session]] (configured peers) and [[accept]] (passive sessions from
 // prefixes): per-entry validation and cross-entry duplicate checks.
+#include <array>
+
 #include "config_sections.hpp"
 
 namespace beacon::config::detail {
@@ -85,6 +87,15 @@ void check_scope(TableReader& r, std::string_view key, const ParsedAddress& a, b
   }
 }
 
+// unhealthy_signal / maintenance_signal of a [[session]]: overrides of its
+// [[group]]'s, same values.
+std::optional<core::Hold> read_session_signal(TableReader& r, std::string_view key) {
+  static constexpr std::array<std::string_view, 2> kSignals = {"down", "admin-down"};
+  auto v = r.get_enum(key, kSignals);
+  if (!v) return std::nullopt;
+  return *v == "down" ? core::Hold::Down : core::Hold::AdminDown;
+}
+
 struct SessionKey {
   ip::address peer;
   std::optional<ip::address> local;
@@ -139,6 +150,8 @@ void load_session(const toml::table& t, Config& config, Diagnostics& diag,
   read_group(r, s.group);
   read_timers(r, s.params);
   auto min_ttl = r.get_int("min_ttl", 1, 255);
+  s.unhealthy_signal = read_session_signal(r, "unhealthy_signal");
+  s.maintenance_signal = read_session_signal(r, "maintenance_signal");
   r.report_unknown();
 
   if (interface) s.interface = *interface;

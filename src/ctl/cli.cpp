@@ -10,6 +10,7 @@
 #include "beacon/config/config.hpp"
 #include "beacon/ctl/cli_ops.hpp"
 #include "beacon/ctl/format.hpp"
+#include "cli_impl.hpp"
 
 namespace beacon::ctl {
 namespace {
@@ -73,7 +74,7 @@ CtlParse usage_error(std::string message) {
 }
 
 struct CtlOptions {
-  std::optional<std::string> socket, timeout, diag, peer, group;
+  std::optional<std::string> socket, timeout, diag, peer, group, interval, count;
   bool json = false, all = false, help = false, wait = false;
   int selectors = 0;
   std::vector<std::string> positionals;
@@ -117,6 +118,10 @@ std::string scan_ctl(const std::vector<std::string>& args, CtlOptions& o) {
     } else if (s.match("--group", true, &v)) {
       o.group = v;
       ++o.selectors;
+    } else if (s.match("--interval", true, &v)) {
+      o.interval = v;
+    } else if (s.match("--count", true, &v)) {
+      o.count = v;
     } else {
       return "unknown option " + a;
     }
@@ -175,7 +180,14 @@ std::string ctl_usage() {
          "  stats [--json]                 engine counters\n"
          "  checks [--json]                health checks: state, latency, reason\n"
          "  groups [--json]                health groups: verdict, signal, reason\n"
-         "  version                        daemon and protocol version\n"
+         "  version                        bfdctl's version and the daemon's\n"
+         "  sessions PEER                  only the session(s) whose peer is exactly PEER\n"
+         "                                 (e.g. 198.18.0.1, fe80::1%veth0)\n"
+         "  check-config FILE [--json]     check a configuration file with the daemon's parser\n"
+         "                                 (no daemon needed): errors as file:line:column\n"
+         "  watch [--interval DUR] [--count N]\n"
+         "                                 live view of groups, sessions and checks (q quits);\n"
+         "                                 periodic plain blocks when not on a terminal\n"
          "  reload [--wait] [--json]       re-read the daemon's configuration file; --wait:\n"
          "                                 until removed sessions are gone and timer changes\n"
          "                                 completed their Poll (at most 5 s)\n" +
@@ -188,6 +200,7 @@ std::string ctl_usage() {
          "  --json          print the daemon's JSON\n"
          "  --timeout DUR   give up after DUR, e.g. 500ms, 5s (default 5s)\n"
          "\n"
+         "Colour only on a terminal, and never when NO_COLOR is set to a non-empty value.\n"
          "exit codes: 0 ok, 1 refused by the daemon, 2 usage error, 3 daemon unreachable\n";
 }
 
@@ -219,8 +232,18 @@ CtlParse parse_ctl_args(const std::vector<std::string>& args) {
   if (o.selectors > 0 || o.diag) {
     return usage_error("--diag, --peer, --group and --all belong to 'session set-state'");
   }
-  if (o.positionals.size() > 1) return usage_error("unexpected argument " + o.positionals[1]);
   if (o.wait && cmd != "reload") return usage_error("--wait belongs to 'reload'");
+  if ((o.interval || o.count) && cmd != "watch") {
+    return usage_error("--interval and --count belong to 'watch'");
+  }
+  if (cmd == "check-config") return build_check_config(out, o.positionals);
+  if (cmd == "watch") return build_watch(out, o.positionals, o.interval, o.count);
+  if (cmd == "sessions" && o.positionals.size() == 2) {
+    if (std::string e = check_peer_filter(o.positionals[1]); !e.empty()) return usage_error(e);
+    out.peer_filter = o.positionals[1];
+  } else if (o.positionals.size() > 1) {
+    return usage_error("unexpected argument " + o.positionals[1]);
+  }
   if (cmd == "reload") {
     out.command = CtlArgs::Command::Reload;
     out.request = json{{"cmd", "reload"}, {"wait", o.wait}};
@@ -245,8 +268,18 @@ CtlParse parse_ctl_args(const std::vector<std::string>& args) {
 
 int run_ctl(const std::vector<std::string>& args, const Transport& transport, std::ostream& out,
             std::ostream& err) {
+  return run_ctl(args, transport, out, err, CtlEnv{});
+}
+
+int run_ctl(const std::vector<std::string>& args, const Transport& transport, std::ostream& out,
+            std::ostream& err, const CtlEnv& env) {
   // status, maintenance, drain, undrain: their own options (cli_ops.hpp).
-  if (is_ops_command(args)) return run_ops_command(args, transport, out, err, default_ops_env());
+  if (is_ops_command(args)) {
+    OpsEnv ops = default_ops_env();
+    ops.tty = env.out_tty;
+    ops.color = Style::detect(env.out_tty, env.no_color).colour;
+    return run_ops_command(args, transport, out, err, ops);
+  }
   CtlParse parsed = parse_ctl_args(args);
   if (!parsed.args) {
     err << "bfdctl: " << parsed.error << "\n\n" << ctl_usage();
@@ -261,7 +294,12 @@ int run_ctl(const std::vector<std::string>& args, const Transport& transport, st
     return run_reload(a, transport, out, err,
                       [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); });
   }
+  // Not needing the daemon: check-config works on a box where it is stopped.
+  if (a.command == CtlArgs::Command::CheckConfig) return run_check_config(a, out, err);
+  const Style style = Style::detect(env.out_tty, env.no_color);
+  if (a.command == CtlArgs::Command::Watch) return run_watch(a, transport, out, err, env);
   ClientResult r = transport(a.socket, a.request, a.timeout);
+  if (a.command == CtlArgs::Command::Version) return print_version(a, r, out, err);
   if (r.status != ClientResult::Status::Ok) {
     err << "bfdctl: " << r.error << "\n";
     return kExitUnreachable;
@@ -282,7 +320,14 @@ int run_ctl(const std::vector<std::string>& args, const Transport& transport, st
   switch (a.command) {
     case CtlArgs::Command::Sessions: {
       json list = field("sessions", json::array());
-      out << (a.json ? pretty(list) + "\n" : format_sessions_table(list));
+      if (!a.peer_filter.empty()) {
+        list = filter_sessions(list, a.peer_filter);
+        if (list.empty()) {
+          err << "bfdctl: no session with peer " << a.peer_filter << "\n";
+          return kExitRefused;
+        }
+      }
+      out << (a.json ? pretty(list) + "\n" : format_sessions_table(list, style));
       break;
     }
     case CtlArgs::Command::Stats: {
@@ -292,27 +337,21 @@ int run_ctl(const std::vector<std::string>& args, const Transport& transport, st
     }
     case CtlArgs::Command::Checks: {
       json list = field("checks", json::array());
-      out << (a.json ? pretty(list) + "\n" : format_checks_table(list));
+      out << (a.json ? pretty(list) + "\n" : format_checks_table(list, style));
       break;
     }
     case CtlArgs::Command::Groups: {
       json list = field("groups", json::array());
-      out << (a.json ? pretty(list) + "\n" : format_groups_table(list));
+      out << (a.json ? pretty(list) + "\n" : format_groups_table(list, style));
       break;
     }
     case CtlArgs::Command::SetState:
-      out << (a.json ? pretty(resp) + "\n" : format_set_state(resp) + "\n");
+      out << (a.json ? pretty(resp) + "\n" : format_set_state(resp, style) + "\n");
       break;
     case CtlArgs::Command::Version:
-      if (a.json) {
-        out << pretty(resp) << "\n";
-      } else {
-        json v = field("version", "unknown");
-        json p = field("protocol", 0);
-        out << "bfd-beacon " << (v.is_string() ? v.get<std::string>() : v.dump())
-            << " (control protocol " << p.dump() << "), bfdctl " << BEACON_VERSION << "\n";
-      }
-      break;
+    case CtlArgs::Command::CheckConfig:
+    case CtlArgs::Command::Watch:
+      break;  // handled above
     case CtlArgs::Command::Help:
     case CtlArgs::Command::Reload:
       break;

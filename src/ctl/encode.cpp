@@ -68,6 +68,9 @@ json session_to_json(const engine::SessionSnapshot& s) {
   j["unhealthy_signal"] = s.unhealthy_signal.empty() ? json(nullptr) : json(s.unhealthy_signal);
   j["maintenance_signal"] =
       s.maintenance_signal.empty() ? json(nullptr) : json(s.maintenance_signal);
+  // True when the [[session]] overrides its group's signals (the two above
+  // are then this session's own).
+  j["signal_override"] = s.signal_override;
   return j;
 }
 

@@ -51,21 +51,26 @@ std::string fixed(double v, int decimals) {
 }
 
 std::string pad_table(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<std::size_t> width;
-  for (const auto& r : rows) {
-    width.resize(std::max(width.size(), r.size()));
-    for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+  Table t;
+  for (const auto& r : rows) t.add(r);
+  return t.render();
+}
+
+std::vector<std::string> bold_header(std::vector<std::string> header, const Style& style) {
+  if (style.colour) {
+    for (auto& h : header) h = style.paint(h, Colour::Bold);
   }
-  std::string out;
-  for (const auto& r : rows) {
-    std::string line;
-    for (std::size_t i = 0; i < r.size(); ++i) {
-      line += r[i];
-      if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 2, ' ');
-    }
-    out += line + "\n";
-  }
-  return out;
+  return header;
+}
+
+// "down/admin-down" (unhealthy/maintenance), "*" when the session overrides
+// its group's signals; "-" when the session is not health-managed.
+std::string signals_cell(const json& s) {
+  std::string u = text(s, "unhealthy_signal"), m = text(s, "maintenance_signal");
+  if (u == "-" && m == "-") return "-";
+  std::string cell = u + "/" + m;
+  if (s.is_object() && s.value("signal_override", false)) cell += "*";
+  return cell;
 }
 
 }  // namespace
@@ -100,41 +105,57 @@ std::string format_age_ms(std::int64_t ms) {
   return buf.data();
 }
 
-std::string format_sessions_table(const json& sessions) {
-  std::vector<std::vector<std::string>> rows;
-  rows.push_back({"PEER", "LOCAL", "IFACE", "GROUP", "STATE", "REMOTE", "DIAG(L/R)", "LDISC",
-                  "RDISC", "TX", "RX/DETECT", "HOLD", "SINCE", "REASON"});
-  if (sessions.is_array()) {
-    for (const auto& s : sessions) {
-      std::string peer = text(s, "peer");
-      if (s.is_object() && s.value("multihop", false)) peer += " (mh)";
-      std::string hold = text(s, "hold");
-      if (hold == "none") hold = "-";
-      if (hold != "-" && s.is_object() && s.contains("hold_source") &&
-          s["hold_source"].is_string()) {
-        hold += "(" + s["hold_source"].get<std::string>() + ")";
-      }
-      auto since = number(s, "since_change_ms");
-      // Why the session is held (health check, fail-safe, start-up); last so it may be long.
-      std::string reason = hold == "-" ? "-" : text(s, "hold_reason");
-      rows.push_back({peer, text(s, "local"), text(s, "interface"), text(s, "group"),
-                      text(s, "state"), text(s, "remote_state"),
-                      text(s, "local_diag") + "/" + text(s, "remote_diag"), text(s, "local_discr"),
-                      text(s, "remote_discr"), interval(s, "tx_interval_us"),
-                      interval(s, "required_min_rx_us") + "/" + interval(s, "detection_time_us"),
-                      hold, since ? format_age_ms(*since) : "-", reason});
+Table sessions_table(const json& sessions, const Style& style, bool compact) {
+  std::vector<std::string> header =
+      compact
+          ? std::vector<std::string>{"PEER", "IFACE", "GROUP",       "STATE", "REMOTE", "DIAG(L/R)",
+                                     "TX",   "HOLD",  "SIGNAL(U/M)", "SINCE", "REASON"}
+          : std::vector<std::string>{"PEER",      "LOCAL",     "IFACE",       "GROUP", "STATE",
+                                     "REMOTE",    "DIAG(L/R)", "LDISC",       "RDISC", "TX",
+                                     "RX/DETECT", "HOLD",      "SIGNAL(U/M)", "SINCE", "REASON"};
+  Table t(bold_header(std::move(header), style));
+  if (!sessions.is_array()) return t;
+  for (const auto& s : sessions) {
+    std::string peer = text(s, "peer");
+    if (s.is_object() && s.value("multihop", false)) peer += " (mh)";
+    std::string hold = text(s, "hold");
+    if (hold == "none") hold = "-";
+    const Colour hold_c = hold_colour(hold);
+    if (hold != "-" && s.is_object() && s.contains("hold_source") && s["hold_source"].is_string()) {
+      hold += "(" + s["hold_source"].get<std::string>() + ")";
     }
+    auto since = number(s, "since_change_ms");
+    // Why the session is held (health check, fail-safe, start-up); last so it may be long.
+    std::string reason = hold == "-" ? "-" : text(s, "hold_reason");
+    const std::string state = text(s, "state"), remote = text(s, "remote_state");
+    std::vector<std::string> row{peer};
+    if (!compact) row.push_back(text(s, "local"));
+    row.insert(row.end(),
+               {text(s, "interface"), text(s, "group"), style.paint(state, state_colour(state)),
+                style.paint(remote, state_colour(remote)),
+                text(s, "local_diag") + "/" + text(s, "remote_diag")});
+    if (!compact) row.insert(row.end(), {text(s, "local_discr"), text(s, "remote_discr")});
+    row.push_back(interval(s, "tx_interval_us"));
+    if (!compact) {
+      row.push_back(interval(s, "required_min_rx_us") + "/" + interval(s, "detection_time_us"));
+    }
+    row.insert(row.end(), {style.paint(hold, hold_c), signals_cell(s),
+                           since ? format_age_ms(*since) : "-", reason});
+    t.add(std::move(row));
   }
-  return pad_table(rows);
+  return t;
+}
+
+std::string format_sessions_table(const json& sessions, const Style& style) {
+  return sessions_table(sessions, style).render();
 }
 
 std::string format_stats(const json& stats) {
   std::vector<std::vector<std::string>> rows;
   for (const char* key :
        {"sessions", "rx_datagrams", "tx_packets", "tx_errors", "tx_syscalls", "rx_errors",
-        "rx_kernel_drops",
-        "rx_buffer_bytes", "passive_created", "passive_removed", "failsafe_trips", "timer_fires",
-        "timer_wakeups", "timer_arms"}) {
+        "rx_kernel_drops", "rx_buffer_bytes", "passive_created", "passive_removed",
+        "failsafe_trips", "timer_fires", "timer_wakeups", "timer_arms"}) {
     rows.push_back({std::string(key) + ":", text(stats, key)});
   }
   rows.push_back({"timer_lateness_max:", interval(stats, "timer_lateness_max_us")});
@@ -153,42 +174,54 @@ std::string format_stats(const json& stats) {
   return out;
 }
 
-std::string format_set_state(const json& response) {
-  std::string out = text(response, "matched") + " sessions set to " + text(response, "state");
+std::string format_set_state(const json& response, const Style& style) {
+  const std::string state = text(response, "state");
+  std::string out = text(response, "matched") + " sessions set to " +
+                    style.paint(state, state == "up" ? Colour::Green : hold_colour(state));
   if (auto diag = number(response, "diag")) out += " (diag " + std::to_string(*diag) + ")";
   return out;
 }
 
-// ---- health (issue 3) ----
+// ---- health ----
 
-std::string format_checks_table(const json& checks) {
-  std::vector<std::vector<std::string>> rows{{"CHECK", "TYPE", "STATE", "LATENCY", "REASON"}};
-  if (checks.is_array()) {
-    for (const auto& c : checks) {
-      if (!c.is_object()) continue;
-      std::string state = text(c, "state");
-      if (c.value("in_transition", false)) state += " (->" + text(c, "last_status") + ")";
-      std::string latency = "-";
-      if (auto it = c.find("last_latency_ms"); it != c.end() && it->is_number()) {
-        latency = fixed(it->get<double>(), 1) + "ms";
-      }
-      rows.push_back({text(c, "name"), text(c, "type"), state, latency, text(c, "reason")});
+Table checks_table(const json& checks, const Style& style) {
+  Table t(bold_header({"CHECK", "TYPE", "STATE", "LATENCY", "REASON"}, style));
+  if (!checks.is_array()) return t;
+  for (const auto& c : checks) {
+    if (!c.is_object()) continue;
+    const std::string base = text(c, "state");
+    std::string state = style.paint(base, verdict_colour(base));
+    if (c.value("in_transition", false)) state += " (->" + text(c, "last_status") + ")";
+    std::string latency = "-";
+    if (auto it = c.find("last_latency_ms"); it != c.end() && it->is_number()) {
+      latency = fixed(it->get<double>(), 1) + "ms";
     }
+    t.add({text(c, "name"), text(c, "type"), state, latency, text(c, "reason")});
   }
-  return pad_table(rows);
+  return t;
 }
 
-std::string format_groups_table(const json& groups) {
-  std::vector<std::vector<std::string>> rows{{"GROUP", "VERDICT", "SIGNAL", "REASON"}};
-  if (groups.is_array()) {
-    for (const auto& g : groups) {
-      if (!g.is_object()) continue;
-      std::string signal = text(g, "hold");
-      if (signal != "none" && signal != "-") signal += " diag " + text(g, "diag");
-      rows.push_back({text(g, "name"), text(g, "verdict"), signal, text(g, "reason")});
-    }
+std::string format_checks_table(const json& checks, const Style& style) {
+  return checks_table(checks, style).render();
+}
+
+Table groups_table(const json& groups, const Style& style) {
+  Table t(bold_header({"GROUP", "VERDICT", "SIGNAL", "REASON"}, style));
+  if (!groups.is_array()) return t;
+  for (const auto& g : groups) {
+    if (!g.is_object()) continue;
+    const std::string hold = text(g, "hold");
+    std::string signal = hold;
+    if (signal != "none" && signal != "-") signal += " diag " + text(g, "diag");
+    const std::string verdict = text(g, "verdict");
+    t.add({text(g, "name"), style.paint(verdict, verdict_colour(verdict)),
+           style.paint(signal, hold_colour(hold)), text(g, "reason")});
   }
-  return pad_table(rows);
+  return t;
+}
+
+std::string format_groups_table(const json& groups, const Style& style) {
+  return groups_table(groups, style).render();
 }
 
 }  // namespace beacon::ctl

@@ -235,6 +235,7 @@ void EngineCore::Impl::create_configured(const config::SessionSpec& spec, TimePo
   s.peer_text = detail::address_text(
       spec.peer, spec.interface.empty() ? transport.interface_name(ifindex) : spec.interface);
   s.group = spec.group;
+  s.signals = signals_for(spec.group, &spec);
   s.interface = spec.interface;
   s.ifindex = ifindex;
   s.local_cfg = spec.local;
@@ -449,10 +450,9 @@ void EngineCore::Impl::try_accept(const core::wire::ControlPacket& pkt, const Rx
   if (!discr) return drop(DropReason::PassiveLimit, info);
   const unsigned ifindex = info.multihop ? accept->rule_ifindex(v.rule) : info.ifindex;
   const std::string ifname = transport.interface_name(ifindex);
+  const SessionSignals signals = signals_for(a.group, nullptr);
   detail::HoldTarget t{info.src, ifname, ifindex, a.group};
-  // A passive session has no [[session]] table of its own: its group decides.
-  t.maintenance = group_maintenance_hold(a.group);
-  const detail::EffectiveHold eh = holds.effective(t);
+  const detail::EffectiveHold eh = holds.effective(t, signals);
 
   // Run the packet through a session that is not in any table yet: if the
   // session drops it, nothing was created (PKT-11).
@@ -495,6 +495,7 @@ void EngineCore::Impl::try_accept(const core::wire::ControlPacket& pkt, const Rx
   s.passive = true;
   s.dynamic = true;
   s.accept_index = v.rule;
+  s.signals = signals;
   s.min_ttl = info.multihop ? a.min_ttl : 255;
   s.created = now;
   s.key.multihop = info.multihop;
@@ -628,6 +629,11 @@ bool EngineCore::on_timer(std::size_t limit) {
 
 std::optional<TimePoint> EngineCore::next_wakeup() const {
   return impl_->sched.next();
+}
+
+HoldResult EngineCore::set_hold(HoldSource source, const Selector& sel, HoldCause cause,
+                                std::string reason) {
+  return impl_->set_hold(source, sel, cause, std::move(reason));
 }
 
 HoldResult EngineCore::set_hold(HoldSource source, const Selector& sel, core::Hold hold,

@@ -25,8 +25,6 @@ using core::TimePoint;
 constexpr Duration kFailsafeMinPeriod{1'000};
 constexpr std::uint8_t kFailsafeDiag = static_cast<std::uint8_t>(core::wire::Diag::PathDown);
 constexpr const char* kStartupReason = "waiting for first health verdict";
-constexpr std::uint8_t kMaintenanceDefaultDiag =
-    static_cast<std::uint8_t>(core::wire::Diag::PathDown);
 
 // "1.2s" from one second on, "250ms" below.
 std::string duration_text(Duration d) {
@@ -60,14 +58,50 @@ std::string_view hold_source_name(HoldSource s) {
   return "unknown";
 }
 
+std::string_view hold_cause_name(HoldCause c) {
+  switch (c) {
+    case HoldCause::Fixed:
+      return "fixed";
+    case HoldCause::Unhealthy:
+      return "unhealthy";
+    case HoldCause::Maintenance:
+      return "maintenance";
+    case HoldCause::MaintenanceFailing:
+      return "maintenance+failing";
+  }
+  return "unknown";
+}
+
 // ================================================================ holds
 
 detail::HoldTarget EngineCore::Impl::target(const SessionSlot& s) const {
-  return detail::HoldTarget{s.peer, s.interface, s.ifindex, s.group, maintenance_hold_for(s)};
+  return detail::HoldTarget{s.peer, s.interface, s.ifindex, s.group};
+}
+
+SessionSignals EngineCore::Impl::signals_for(const std::string& group,
+                                             const config::SessionSpec* spec) const {
+  SessionSignals sig;
+  // Every [[group]] table gives its signals (operator maintenance applies to
+  // groups without checks too); only one with checks is health-managed.
+  const auto m = managed.find(group);
+  const ManagedGroup* g = m != managed.end() ? m->second : nullptr;
+  if (auto it = group_signals.find(group); it != group_signals.end()) g = it->second;
+  if (g != nullptr) {
+    sig.unhealthy = g->unhealthy_signal;
+    sig.maintenance = g->maintenance_signal;
+    sig.down_diag = detail::default_diag(core::Hold::Down, g->diag);
+  }
+  sig.managed = m != managed.end();
+  if (spec != nullptr) {
+    if (spec->unhealthy_signal) sig.unhealthy = *spec->unhealthy_signal;
+    if (spec->maintenance_signal) sig.maintenance = *spec->maintenance_signal;
+    sig.overridden = spec->unhealthy_signal.has_value() || spec->maintenance_signal.has_value();
+  }
+  return sig;
 }
 
 void EngineCore::Impl::apply_hold(SessionSlot& s, TimePoint now) {
-  detail::EffectiveHold eh = holds.effective(target(s));
+  detail::EffectiveHold eh = holds.effective(target(s), s.signals);
   // A session leaving the configuration signals the removal signal whatever
   // else holds it (only a stronger AdminDown rule keeps AdminDown).
   if (s.removing && detail::hold_strength(opts.removal_signal) >= detail::hold_strength(eh.hold)) {
@@ -125,14 +159,34 @@ bool EngineCore::Impl::group_known(std::string_view g) const {
 
 HoldResult EngineCore::Impl::set_hold(HoldSource source, const Selector& sel, core::Hold hold,
                                       std::uint8_t diag, std::string reason) {
+  const std::uint8_t eff_diag = detail::default_diag(hold, diag);
+  const detail::HoldRules::Rule rule{hold, eff_diag, hold == core::Hold::None ? "" : reason};
+  return set_rule(source, sel, rule, fmt::format("{} diag {}", core::hold_name(hold), eff_diag));
+}
+
+HoldResult EngineCore::Impl::set_hold(HoldSource source, const Selector& sel, HoldCause cause,
+                                      std::string reason) {
+  if (cause == HoldCause::Fixed) {
+    HoldResult r;
+    r.error = "a hold by cause needs a cause other than fixed";
+    return r;
+  }
+  const detail::HoldRules::Rule rule{cause, std::move(reason)};
+  return set_rule(source, sel, rule,
+                  fmt::format("{} (each session's own signal)", hold_cause_name(cause)));
+}
+
+HoldResult EngineCore::Impl::set_rule(HoldSource source, const Selector& sel,
+                                      const detail::HoldRules::Rule& rule,
+                                      const std::string& what) {
   HoldResult r;
   if (static_cast<std::size_t>(source) >= static_cast<std::size_t>(HoldSource::Count)) {
     r.error = "invalid hold source";
     return r;
   }
   const TimePoint now = clock.now();
-  const std::uint8_t eff_diag = detail::default_diag(hold, diag);
-  const detail::HoldRules::Rule rule{hold, eff_diag, hold == core::Hold::None ? "" : reason};
+  const core::Hold hold = rule.hold;
+  const std::string& reason = rule.reason;
   switch (sel.kind) {
     case Selector::Kind::All:
       r.matched = live;
@@ -176,12 +230,11 @@ HoldResult EngineCore::Impl::set_hold(HoldSource source, const Selector& sel, co
     }
   }
   if (source != HoldSource::Shutdown) {
-    log->info("hold {} {} {}: {} diag {} ({} sessions){}{}", hold_source_name(source),
+    log->info("hold {} {} {}: {} ({} sessions){}{}", hold_source_name(source),
               sel.kind == Selector::Kind::All     ? "all"
               : sel.kind == Selector::Kind::Group ? "group"
                                                   : "peer",
-              sel.value, core::hold_name(hold), eff_diag, r.matched, reason.empty() ? "" : ": ",
-              reason);
+              sel.value, what, r.matched, reason.empty() ? "" : ": ", reason);
   }
   return r;
 }
@@ -213,32 +266,21 @@ void EngineCore::Impl::init_health() {
 
 // ================================================================ maintenance
 
-detail::SignalHold EngineCore::Impl::group_maintenance_hold(std::string_view group) const {
-  const auto it = group_signals.find(group);
-  if (it == group_signals.end()) return {core::Hold::Down, kMaintenanceDefaultDiag};
-  const ManagedGroup& g = *it->second;
-  if (g.maintenance_signal == core::Hold::AdminDown) {
-    return {core::Hold::AdminDown, detail::default_diag(core::Hold::AdminDown, 0)};
-  }
-  return {core::Hold::Down, detail::default_diag(core::Hold::Down, g.diag)};
-}
-
-detail::SignalHold EngineCore::Impl::maintenance_hold_for(const SessionSlot& s) const {
-  return group_maintenance_hold(s.group);
-}
-
 void EngineCore::Impl::store_maintenance(const std::vector<MaintenanceScope>& scopes) {
   holds.clear(HoldSource::Maintenance);
-  // The rule's hold is only a marker ("in maintenance"): effective() puts
-  // each session's maintenance signal in its place. The all-scope goes first
-  // because setting it clears the source's group rules.
+  // Rules by cause: each session sends its own maintenance signal
+  // (SessionSignals). The all-scope goes first because setting it clears the
+  // source's group rules.
   for (const auto& m : scopes) {
-    if (m.group.empty()) holds.set_all(HoldSource::Maintenance, {core::Hold::Down, 0, m.reason});
+    if (m.group.empty()) {
+      holds.set_all(HoldSource::Maintenance,
+                    detail::HoldRules::Rule(HoldCause::Maintenance, m.reason));
+    }
   }
   for (const auto& m : scopes) {
     if (m.group.empty()) continue;
-    holds.set_group(HoldSource::Maintenance, m.group, {core::Hold::Down, 0, m.reason},
-                    no_peer_in_group);
+    holds.set_group(HoldSource::Maintenance, m.group,
+                    detail::HoldRules::Rule(HoldCause::Maintenance, m.reason), no_peer_in_group);
   }
 }
 
@@ -319,10 +361,11 @@ SessionSnapshot EngineCore::Impl::snapshot(const SessionSlot& s, TimePoint now) 
   o.hold = x.hold();
   o.hold_source = s.hold_source;
   o.hold_reason = s.hold_reason;
-  if (auto it = managed.find(s.group); it != managed.end()) {
-    o.unhealthy_signal = core::hold_name(it->second->unhealthy_signal);
-    o.maintenance_signal = core::hold_name(it->second->maintenance_signal);
+  if (s.signals.managed || s.signals.overridden) {
+    o.unhealthy_signal = core::hold_name(s.signals.unhealthy);
+    o.maintenance_signal = core::hold_name(s.signals.maintenance);
   }
+  o.signal_override = s.signals.overridden;
   o.params = x.params();
   o.tx_interval = x.tx_interval();
   o.detection_time = x.detection_time();

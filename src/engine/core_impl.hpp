@@ -62,6 +62,10 @@ struct SessionSlot {
   bool dynamic = false;
   int accept_index = -1;
   std::uint8_t min_ttl = 255;
+  // What this session sends when unhealthy / in maintenance, resolved at
+  // creation (override, else group, else Down); read by every rule given by
+  // cause (HoldCause) through HoldTarget.
+  SessionSignals signals;
   HoldSource hold_source = HoldSource::Admin;
   std::uint8_t hold_diag = 0;
   std::string hold_reason;  // reason of the winning rule
@@ -168,16 +172,17 @@ struct EngineCore::Impl {
   void apply_peer_holds(const detail::PeerMatch& m, core::TimePoint now);
   HoldResult set_hold(HoldSource source, const Selector& sel, core::Hold hold, std::uint8_t diag,
                       std::string reason);
+  HoldResult set_hold(HoldSource source, const Selector& sel, HoldCause cause, std::string reason);
+  HoldResult set_rule(HoldSource source, const Selector& sel, const detail::HoldRules::Rule& rule,
+                      const std::string& what);
+  // The signals of a new session of `group`; `spec` is its [[session]]
+  // (nullptr for one created by an [[accept]] rule).
+  SessionSignals signals_for(const std::string& group, const config::SessionSpec* spec) const;
   bool group_known(std::string_view g) const;
   void init_health();       // open(): managed groups and their start-up hold
-  void init_maintenance();  // open(): group signals and the initial maintenance scopes
+  void init_maintenance();  // open(): the initial maintenance scopes
   HoldResult set_maintenance(std::vector<MaintenanceScope> scopes);
   void store_maintenance(const std::vector<MaintenanceScope>& scopes);
-  // The one place that decides what a session sends while in maintenance.
-  // Today: its group's maintenance_signal (Down with the group's diag, or
-  // AdminDown diag 7); Down diag 5 for a group without a [[group]] table.
-  detail::SignalHold maintenance_hold_for(const SessionSlot& s) const;
-  detail::SignalHold group_maintenance_hold(std::string_view group) const;
   void hold_managed_groups(HoldSource source, core::Hold hold, std::uint8_t diag,
                            const std::string& reason);  // no diag default: diag as given
   void failsafe_check(std::optional<core::TimePoint> last_heartbeat);

@@ -308,6 +308,26 @@ ReloadResult EngineCore::Impl::reload(EngineOptions next) {
     replace_accepts(r, old_accepts, now);
   }
 
+  // Signals follow the new [[group]] tables and [[session]] overrides. Only a
+  // session whose signals differ is re-held (which changes the wire only if a
+  // rule by cause holds it now); every other one is left alone.
+  auto resignal = [&](SessionSlot& s, const config::SessionSpec* spec) {
+    const SessionSignals sig = signals_for(s.group, spec);
+    if (sig == s.signals) return;
+    s.signals = sig;
+    r.messages.push_back("session " + s.peer_text + ": signals unhealthy " +
+                         std::string(core::hold_name(sig.unhealthy)) + ", maintenance " +
+                         std::string(core::hold_name(sig.maintenance)));
+    apply_hold(s, now);
+  };
+  for (const auto& spec : opts.sessions) {
+    auto it = configured.find(config::session_key(spec));
+    if (it != configured.end() && !slots[it->second]->removing) resignal(*slots[it->second], &spec);
+  }
+  for (auto& sp : slots) {
+    if (sp && sp->session && sp->dynamic && !sp->removing) resignal(*sp, nullptr);
+  }
+
   // ---- additions
   for (std::size_t j : d.added) {
     const config::SessionSpec& spec = opts.sessions[j];

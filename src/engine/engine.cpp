@@ -291,6 +291,15 @@ HoldResult Engine::set_maintenance(std::vector<MaintenanceScope> scopes) {
   });
 }
 
+HoldResult Engine::set_hold(HoldSource source, const Selector& sel, HoldCause cause,
+                            std::string reason) {
+  return impl_->call([&] {
+    auto r = impl_->core.set_hold(source, sel, cause, std::move(reason));
+    impl_->end_turn();
+    return r;
+  });
+}
+
 ReloadResult Engine::reload(const config::Config& cfg) {
   return impl_->call([&] {
     auto r = impl_->core.reload(EngineOptions::from(cfg));

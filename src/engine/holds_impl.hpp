@@ -36,21 +36,12 @@ struct PeerMatch {
   std::string scope;
 };
 
-// A hold and its diag, as one session would send it.
-struct SignalHold {
-  core::Hold hold = core::Hold::Down;
-  std::uint8_t diag = 5;
-};
-
 // What a rule is matched against.
 struct HoldTarget {
   boost::asio::ip::address peer;  // without scope
   std::string interface;          // "" if unbound
   unsigned ifindex = 0;
   std::string group;
-  // What a Maintenance rule holds this session with: its maintenance signal
-  // (EngineCore::Impl::maintenance_hold_for), not the rule's own hold.
-  SignalHold maintenance{};
 };
 
 struct EffectiveHold {
@@ -107,9 +98,19 @@ class HoldRules {
     Rule() = default;
     Rule(core::Hold h, std::uint8_t d, std::string r = {})
         : hold(h), diag(d), reason(std::move(r)) {}
+    // A rule by cause: each session it matches sends its own signal.
+    // `hold` is only a placeholder (Down) so the rule counts as a hold.
+    Rule(HoldCause c, std::string r) : hold(core::Hold::Down), reason(std::move(r)), cause(c) {}
     core::Hold hold = core::Hold::None;
     std::uint8_t diag = 0;
     std::string reason;  // free text shown per session ("" if none given)
+    HoldCause cause = HoldCause::Fixed;
+
+    // What this rule holds a session with `signals` at.
+    ResolvedHold resolve(const SessionSignals& signals) const {
+      if (cause == HoldCause::Fixed) return {hold, diag};
+      return signal_for(signals, cause);
+    }
   };
 
   // Sets (or, with Hold::None at the "all" level, clears) a rule.
@@ -155,19 +156,15 @@ class HoldRules {
     rs.peers.emplace_back(m, r);
   }
 
-  EffectiveHold effective(const HoldTarget& t) const {
+  // `signals` resolve the rules given by cause (HoldCause) for this session.
+  EffectiveHold effective(const HoldTarget& t, const SessionSignals& signals = {}) const {
     EffectiveHold best;
     for (std::size_t i = 0; i < rules_.size(); ++i) {
       auto r = lookup(rules_[i], t);
       if (!r) continue;
-      // A maintenance rule only says "in maintenance"; each session sends its
-      // own maintenance signal.
-      if (i == index(HoldSource::Maintenance) && r->hold != core::Hold::None) {
-        r->hold = t.maintenance.hold;
-        r->diag = t.maintenance.diag;
-      }
-      if (hold_strength(r->hold) > hold_strength(best.hold)) {
-        best = EffectiveHold{r->hold, r->diag, static_cast<HoldSource>(i), r->reason};
+      const ResolvedHold h = r->resolve(signals);
+      if (hold_strength(h.hold) > hold_strength(best.hold)) {
+        best = EffectiveHold{h.hold, h.diag, static_cast<HoldSource>(i), r->reason};
       }
     }
     return best;

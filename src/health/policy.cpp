@@ -139,6 +139,7 @@ GroupDecision decide(const config::GroupSpec& group,
     d.hold = group.maintenance_signal;
     d.reason = "maintenance: " + maint;
     if (!failing.empty()) {
+      d.failing = true;
       d.reason += "; also failing: " + failing;
       if (group.unhealthy_signal == core::Hold::Down) d.hold = core::Hold::Down;
     }
@@ -147,6 +148,7 @@ GroupDecision decide(const config::GroupSpec& group,
   }
   if (!failing.empty()) {
     d.verdict = Verdict::Unhealthy;
+    d.failing = true;
     d.hold = group.unhealthy_signal;
     d.diag = diag_for(d.hold, group.diag);
     d.reason = failing;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,7 +15,14 @@
 
 namespace beacon::app {
 
-// apply -> engine.set_hold(HoldSource::Health, {Group, name}, hold, diag, reason);
+// The engine's hold for a group decision when it depends on each session's
+// signals: Unhealthy -> Unhealthy, Maintenance -> Maintenance (or
+// MaintenanceFailing when a check also fails); nullopt for Unknown and
+// Healthy, which are the decision's own hold and diag for every session.
+std::optional<engine::HoldCause> hold_cause(const health::GroupDecision& d);
+
+// apply -> engine.set_hold(HoldSource::Health, {Group, name}, hold_cause(d), reason) or,
+// for start-up and healthy, engine.set_hold(Health, {Group, name}, hold, diag, reason);
 // heartbeat -> engine.heartbeat(). `engine` must outlive the sink. The sink is
 // called on the ops loop; set_hold blocks it only for the engine's short post.
 health::Sink make_engine_sink(engine::Engine& engine, std::shared_ptr<spdlog::logger> log);

@@ -76,7 +76,11 @@ struct SessionSpec {
   std::string group = "default";
   core::SessionParams params{};  // defaults from [bfd] already applied
   std::uint8_t min_ttl = 255;    // 255 for single hop; multihop default from [bfd]
-  int line = 0, column = 0;      // where the [[session]] table starts
+  // Per-session override of the group's signals ("down" | "admin-down"), so
+  // one group can face an RFC 5882-strict router and a BIRD router at once.
+  std::optional<core::Hold> unhealthy_signal;
+  std::optional<core::Hold> maintenance_signal;
+  int line = 0, column = 0;  // where the [[session]] table starts
   // Every field, line/column included (config/diff.hpp compares without them).
   bool operator==(const SessionSpec&) const = default;
 };

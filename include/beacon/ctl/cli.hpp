@@ -2,18 +2,21 @@
 // library function (the mains only adapt argv and real I/O).
 //
 // bfdctl [--socket PATH] [--json] [--timeout DUR] COMMAND
-//   sessions [--json]
+//   sessions [PEER] [--json]
 //   session set-state <up|down|admin-down> [--diag N] (--peer ADDR | --group G | --all)
 //   stats [--json]
 //   checks [--json]     health checks (issue 3)
 //   groups [--json]     health groups: verdict, signal, reason
+//   version             bfdctl's and the daemon's version
+//   check-config FILE   the daemon's parser, locally (no daemon needed)
+//   watch [--interval DUR] [--count N] [--json]   live view (JSON lines with --json)
 //   reload [--wait] [--json]  re-read the daemon's configuration file
-//   version
 // Exit codes: 0 ok, 1 refused (daemon answered ok:false), 2 usage,
 // 3 daemon unreachable.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <iosfwd>
 #include <nlohmann/json.hpp>
@@ -44,12 +47,18 @@ struct CtlArgs {
     Version,
     Checks,
     Groups,
-    Reload
+    Reload,
+    CheckConfig,
+    Watch
   } command = Command::Help;
   std::string socket = kDefaultSocketPath;
   bool json = false;
   std::chrono::milliseconds timeout{5000};
-  nlohmann::json request;  // the protocol request for the command (not for Help)
+  nlohmann::json request;                    // the protocol request for the command (not for Help)
+  std::string peer_filter;                   // sessions PEER: exact peer text ("" shows all)
+  std::string config_file;                   // check-config FILE
+  std::chrono::milliseconds interval{1000};  // watch --interval
+  std::optional<std::uint64_t> count;        // watch --count: frames, then exit
 };
 
 struct CtlParse {
@@ -75,9 +84,32 @@ int run_reload(const CtlArgs& a, const Transport& transport, std::ostream& out, 
 // Human form of a reload response (exposed for tests).
 std::string format_reload(const nlohmann::json& resp);
 
-// The whole bfdctl: parse, send, print. Returns the exit code.
+// What bfdctl needs of its process besides arguments and streams. The
+// defaults describe a plain pipe with no environment (no colour, no
+// terminal), which is what tests get unless they say otherwise.
+struct CtlEnv {
+  bool out_tty = false;                 // `out` is a terminal (colour allowed)
+  std::optional<std::string> no_color;  // value of NO_COLOR; nullopt when unset
+  // watch's terminal: both must be terminal file descriptors for the live
+  // view (raw input for `q`, the alternate screen, the window size); -1
+  // otherwise, and watch prints plain periodic blocks.
+  int tty_in_fd = -1;
+  int tty_out_fd = -1;
+  // watch without a terminal waits with this between blocks (null: sleeps).
+  std::function<void(std::chrono::milliseconds)> sleep;
+  // Wall clock for watch's timestamps (null: the system clock).
+  std::function<std::chrono::system_clock::time_point()> now;
+
+  // The real process: isatty(1), NO_COLOR, fds 0/1 when both are terminals.
+  static CtlEnv from_process();
+};
+
+// The whole bfdctl: parse, send, print. Returns the exit code. The first form
+// runs with CtlEnv{} (no colour, no terminal).
 int run_ctl(const std::vector<std::string>& args, const Transport& transport, std::ostream& out,
             std::ostream& err);
+int run_ctl(const std::vector<std::string>& args, const Transport& transport, std::ostream& out,
+            std::ostream& err, const CtlEnv& env);
 
 // ---- bfd-beacon ----
 

@@ -157,6 +157,9 @@ class EngineCore {
   // Never refused: a group nobody uses yet is kept for sessions that appear
   // later. HoldResult::matched: sessions held for maintenance now.
   HoldResult set_maintenance(std::vector<MaintenanceScope> scopes);
+  // A rule by cause (see Engine::set_hold): each matched session sends its
+  // own SessionSignals' answer to `cause`. Refused for HoldCause::Fixed.
+  HoldResult set_hold(HoldSource source, const Selector& sel, HoldCause cause, std::string reason);
 
   // Fail-safe: called every failsafe_period() with the time of the last
   // health heartbeat (nullopt: none yet). See Engine::heartbeat.

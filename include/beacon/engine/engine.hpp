@@ -71,6 +71,14 @@ class Engine {
   HoldResult set_hold(HoldSource source, const Selector& sel, core::Hold hold, std::uint8_t diag);
   HoldResult set_hold(HoldSource source, const Selector& sel, core::Hold hold, std::uint8_t diag,
                       std::string reason);
+  // The same rule given by cause instead of by signal: every session it
+  // matches (now or created later) sends its own signal for `cause`, from
+  // its SessionSignals (the [[session]]'s unhealthy_signal /
+  // maintenance_signal where given, else its group's): AdminDown with diag 7,
+  // Down with the group's diag. The health policy's verdicts arrive this way;
+  // Hold::None through the other form releases the rule. Refused for
+  // HoldCause::Fixed.
+  HoldResult set_hold(HoldSource source, const Selector& sel, HoldCause cause, std::string reason);
 
   // Replaces the operator maintenance scopes (EngineCore::set_maintenance):
   // each session they cover is held with its own maintenance signal.

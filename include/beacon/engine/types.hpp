@@ -44,6 +44,63 @@ enum class HoldSource : std::uint8_t {
 // metrics labels.
 std::string_view hold_source_name(HoldSource s);
 
+// A hold named by why it is asked for rather than by what goes on the wire,
+// so every session sends its own signal (a [[session]] may override its
+// group's unhealthy_signal / maintenance_signal). Fixed: the rule's own hold
+// and diag, the same for every session.
+enum class HoldCause : std::uint8_t {
+  Fixed,
+  Unhealthy,           // the session's unhealthy signal
+  Maintenance,         // the session's maintenance signal
+  MaintenanceFailing,  // in maintenance while a check also fails (see signal_for)
+};
+
+// The signals one session sends, resolved once when it is created: the
+// [[session]]'s override where given, else its [[group]]'s, else Down.
+struct SessionSignals {
+  core::Hold unhealthy = core::Hold::Down;
+  core::Hold maintenance = core::Hold::Down;
+  std::uint8_t down_diag = 5;  // the group's diag for Down (Path Down by default)
+  bool managed = false;        // its group is driven by health checks
+  bool overridden = false;     // the [[session]] set at least one of the two
+  friend bool operator==(const SessionSignals&, const SessionSignals&) = default;
+};
+
+struct ResolvedHold {
+  core::Hold hold = core::Hold::None;
+  std::uint8_t diag = 0;
+};
+
+// What `cause` makes this session send. AdminDown always carries diag 7
+// (Administratively Down), Down the group's diag. MaintenanceFailing keeps
+// the health policy's rule per session: maintenance wins, but a session whose
+// unhealthy signal is Down is held Down, never the weaker AdminDown (which
+// RFC 5882-strict routers ignore), so a broken box never keeps its route.
+// Fixed is not resolved here (nullopt hold: None).
+inline ResolvedHold signal_for(const SessionSignals& s, HoldCause cause) {
+  core::Hold h = core::Hold::None;
+  switch (cause) {
+    case HoldCause::Unhealthy:
+      h = s.unhealthy;
+      break;
+    case HoldCause::Maintenance:
+      h = s.maintenance;
+      break;
+    case HoldCause::MaintenanceFailing:
+      h = s.unhealthy == core::Hold::Down ? core::Hold::Down : s.maintenance;
+      break;
+    case HoldCause::Fixed:
+      break;
+  }
+  if (h == core::Hold::AdminDown) {
+    return {h, static_cast<std::uint8_t>(core::wire::Diag::AdministrativelyDown)};
+  }
+  return {h, h == core::Hold::Down ? s.down_diag : std::uint8_t{0}};
+}
+
+// "fixed", "unhealthy", "maintenance", "maintenance+failing": logs.
+std::string_view hold_cause_name(HoldCause c);
+
 struct Selector {
   enum class Kind : std::uint8_t { All, Peer, Group } kind = Kind::All;
   std::string value;  // peer address text or group name
@@ -70,10 +127,12 @@ struct SessionSnapshot {
   core::Hold hold = core::Hold::None;
   HoldSource hold_source = HoldSource::Admin;  // meaningful when hold != None
   std::string hold_reason;  // reason of the winning rule ("" if none given or no hold)
-  // The configured signals of the session's [[group]] ("down" | "admin-down");
-  // both "" when the group is not health-managed (no [[group]] with checks).
+  // The signals this session sends when unhealthy / in maintenance ("down" |
+  // "admin-down"): its [[session]] override where given, else its group's;
+  // both "" when neither a health-managed group nor an override sets them.
   std::string unhealthy_signal;
   std::string maintenance_signal;
+  bool signal_override = false;  // the [[session]] overrides its group's signals
   core::SessionParams params{};
   core::Duration tx_interval{0};
   core::Duration detection_time{0};

@@ -62,6 +62,10 @@ struct GroupDecision {
   core::Hold hold = core::Hold::Down;  // what the engine applies (HoldSource::Health)
   std::uint8_t diag = 5;
   std::string reason;  // "check haproxy-proc: process 1234 exited"
+  // A check fails (Unhealthy, or Maintenance with a failing check as well):
+  // lets each session apply the Maintenance-and-failing rule with its own
+  // signals (engine::HoldCause).
+  bool failing = false;
 };
 
 // Combines check states for one group (`checks` in the group's order; a null

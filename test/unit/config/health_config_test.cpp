@@ -497,6 +497,17 @@ const BadCase kBadCases[] = {
     {"GroupUnknownKey",
      MAINT "[[group]]\nname = \"web\"\nchecks = [\"maint\"]\nsignal = \"down\"\n", 8, 1,
      "unknown key \"signal\" in [[group]]"},
+    // [[session]] overrides of the group's signals
+    {"SessionBadUnhealthySignal",
+     "[[session]]\npeer = \"198.18.0.1\"\nunhealthy_signal = \"admin_down\"\n", 3, 20,
+     "session.unhealthy_signal: \"admin_down\" is not one of \"down\", \"admin-down\""},
+    {"SessionBadMaintenanceSignal",
+     "[[session]]\npeer = \"198.18.0.1\"\nmaintenance_signal = \"drain\"\n", 3, 22,
+     "session.maintenance_signal: \"drain\" is not one of"},
+    {"SessionSignalNotString", "[[session]]\npeer = \"198.18.0.1\"\nmaintenance_signal = 7\n", 3,
+     22, "session.maintenance_signal"},
+    {"SessionSignalTypo", "[[session]]\npeer = \"198.18.0.1\"\nmaintenance_signl = \"down\"\n", 3,
+     1, "unknown key \"maintenance_signl\" in [[session]]"},
     // [health]
     {"HeartbeatNotShorterThanFailsafe", "[health]\nheartbeat_interval = \"1s\"\n", 2, 22,
      "heartbeat_interval (1s) must be shorter than failsafe_timeout (1s, the default)"},
@@ -577,6 +588,43 @@ interval = "1s"
     EXPECT_EQ(r.errors[i].line, expected[i][0]) << dump(r);
     EXPECT_EQ(r.errors[i].column, expected[i][1]) << dump(r);
   }
+}
+
+// A [[session]] may override its group's signals; absent keys stay unset so
+// the group's choice applies.
+TEST(SessionSignalOverride, KeysAreOptionalAndOverrideTheGroup) {
+  Config c = test::load_ok(R"(
+[[session]]
+peer = "198.18.0.1"
+group = "web"
+maintenance_signal = "admin-down"
+
+[[session]]
+peer = "198.18.0.2"
+group = "web"
+
+[[session]]
+peer = "198.18.0.3"
+group = "web"
+unhealthy_signal = "admin-down"
+maintenance_signal = "down"
+
+[[check]]
+name = "maint"
+type = "file"
+path = "/run/maint"
+
+[[group]]
+name = "web"
+checks = ["maint"]
+)");
+  ASSERT_EQ(c.sessions.size(), 3u);
+  EXPECT_FALSE(c.sessions[0].unhealthy_signal);
+  EXPECT_EQ(c.sessions[0].maintenance_signal, core::Hold::AdminDown);
+  EXPECT_FALSE(c.sessions[1].unhealthy_signal);
+  EXPECT_FALSE(c.sessions[1].maintenance_signal);
+  EXPECT_EQ(c.sessions[2].unhealthy_signal, core::Hold::AdminDown);
+  EXPECT_EQ(c.sessions[2].maintenance_signal, core::Hold::Down);
 }
 
 TEST(HealthConfigErrors, GarbageNeverThrows) {

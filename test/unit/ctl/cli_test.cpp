@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <cstdio>
+#include <fstream>
 #include <sstream>
 
 namespace beacon::ctl {
@@ -213,6 +216,198 @@ TEST(RunCtl, JsonFlagPrintsTheDaemonsArray) {
                 out, err),
             kExitOk);
   EXPECT_EQ(json::parse(out.str()), sessions);
+}
+
+TEST(RunCtl, SessionsPeerFiltersByExactPeerText) {
+  json sessions = json::array({{{"peer", "198.18.0.1"}, {"state", "Up"}},
+                               {{"peer", "fe80::1%veth0"}, {"state", "Down"}},
+                               {{"peer", "198.18.0.10"}, {"state", "Up"}}});
+  auto t = [&](const std::string&, const json&, std::chrono::milliseconds) {
+    return ok_response({{"ok", true}, {"sessions", sessions}});
+  };
+  std::ostringstream out, err;
+  EXPECT_EQ(run_ctl({"sessions", "198.18.0.1", "--json"}, t, out, err), kExitOk);
+  EXPECT_EQ(json::parse(out.str()), json::array({sessions[0]}));  // not .10
+  out.str("");
+  EXPECT_EQ(run_ctl({"sessions", "fe80::1%veth0"}, t, out, err), kExitOk);
+  EXPECT_NE(out.str().find("fe80::1%veth0"), std::string::npos);
+  EXPECT_EQ(out.str().find("198.18.0.1"), std::string::npos);
+  // The scope is part of the name: fe80::1 alone names no session here.
+  out.str("");
+  EXPECT_EQ(run_ctl({"sessions", "fe80::1"}, t, out, err), kExitRefused);
+  EXPECT_EQ(err.str(), "bfdctl: no session with peer fe80::1\n");
+  EXPECT_EQ(out.str(), "");
+  for (const Args& bad : {Args{"sessions", "198.18.0.300"}, Args{"sessions", "a", "b"},
+                          Args{"sessions", "198.18.0.1%veth0"}, Args{"sessions", "fe80::1%"}}) {
+    EXPECT_EQ(run_ctl(bad, t, out, err), kExitUsage) << bad[1];
+  }
+}
+
+TEST(RunCtl, VersionPrintsBothAndStillAnswersWithoutADaemon) {
+  std::ostringstream out, err;
+  auto t = [](const std::string&, const json&, std::chrono::milliseconds) {
+    return ok_response(
+        {{"ok", true}, {"daemon", "bfd-beacon"}, {"version", "9.9.9"}, {"protocol", 1}});
+  };
+  EXPECT_EQ(run_ctl({"version"}, t, out, err), kExitOk);
+  EXPECT_EQ(out.str(),
+            std::string("bfdctl ") + BEACON_VERSION + "\nbfd-beacon 9.9.9 (control protocol 1)\n");
+  out.str("");
+  EXPECT_EQ(run_ctl({"version", "--json"}, t, out, err), kExitOk);
+  json j = json::parse(out.str());
+  EXPECT_EQ(j.at("version"), "9.9.9");  // the daemon's fields, unchanged
+  EXPECT_EQ(j.at("protocol"), 1);
+  EXPECT_EQ(j.at("bfdctl_version"), BEACON_VERSION);
+
+  auto down = [](const std::string&, const json&, std::chrono::milliseconds) {
+    return ClientResult{ClientResult::Status::Unreachable, {}, "cannot connect to /x"};
+  };
+  out.str("");
+  err.str("");
+  EXPECT_EQ(run_ctl({"version"}, down, out, err), kExitUnreachable);
+  EXPECT_EQ(out.str(), std::string("bfdctl ") + BEACON_VERSION + "\n");
+  EXPECT_EQ(err.str(), "bfdctl: cannot connect to /x\n");
+  out.str("");
+  EXPECT_EQ(run_ctl({"version", "--json"}, down, out, err), kExitUnreachable);
+  EXPECT_EQ(json::parse(out.str()), json({{"bfdctl_version", BEACON_VERSION}}));
+}
+
+class CheckConfig : public ::testing::Test {
+ protected:
+  std::string write(const std::string& text) {
+    path_ = ::testing::TempDir() + "bfdctl_check_config_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".toml";
+    std::ofstream(path_) << text;
+    return path_;
+  }
+  void TearDown() override {
+    if (!path_.empty()) std::remove(path_.c_str());
+  }
+  std::string path_;
+};
+
+int never_called(int& calls, const Args& args, std::ostream& out, std::ostream& err) {
+  return run_ctl(
+      args,
+      [&calls](const std::string&, const json&, std::chrono::milliseconds) {
+        ++calls;
+        return ClientResult{};
+      },
+      out, err);
+}
+
+TEST_F(CheckConfig, ValidFileSaysOkWithASummaryWithoutTheDaemon) {
+  const std::string f = write(
+      "[[session]]\npeer = \"198.18.0.1\"\ngroup = \"web\"\n"
+      "[[check]]\nname = \"maint\"\ntype = \"file\"\npath = \"/tmp/x\"\n"
+      "[[group]]\nname = \"web\"\nchecks = [\"maint\"]\n");
+  std::ostringstream out, err;
+  int calls = 0;
+  EXPECT_EQ(never_called(calls, {"check-config", f}, out, err), kExitOk) << err.str();
+  EXPECT_EQ(calls, 0);
+  EXPECT_EQ(out.str(), f + ": OK\n1 session, 0 accept rules, 1 check, 1 group\n");
+  EXPECT_EQ(err.str(), "");
+  out.str("");
+  EXPECT_EQ(never_called(calls, {"check-config", f, "--json"}, out, err), kExitOk);
+  json j = json::parse(out.str());
+  EXPECT_EQ(j.at("ok"), true);
+  EXPECT_EQ(j.at("errors"), json::array());
+  EXPECT_EQ(j.at("summary").at("sessions"), 1);
+}
+
+TEST_F(CheckConfig, ErrorsAreFileLineColumnOnStderr) {
+  const std::string f =
+      write("[[session]]\npeer = \"198.18.0.1\"\nbogus = 1\ndetect_multiplier = 0\n");
+  std::ostringstream out, err;
+  int calls = 0;
+  EXPECT_EQ(never_called(calls, {"check-config", f}, out, err), kExitRefused);
+  EXPECT_EQ(calls, 0);
+  EXPECT_EQ(out.str(), "");
+  std::istringstream lines(err.str());
+  std::string line;
+  int n = 0;
+  while (std::getline(lines, line)) {
+    ++n;
+    EXPECT_EQ(line.rfind(f + ":", 0), 0u) << line;
+    // file:LINE:COLUMN: message
+    std::string rest = line.substr(f.size() + 1);
+    EXPECT_TRUE(std::isdigit(static_cast<unsigned char>(rest[0]))) << line;
+    EXPECT_NE(rest.find(':'), std::string::npos) << line;
+  }
+  EXPECT_EQ(n, 2) << err.str();
+  EXPECT_NE(err.str().find(f + ":3:1:"), std::string::npos) << err.str();
+  EXPECT_NE(err.str().find("bogus"), std::string::npos);
+
+  out.str("");
+  EXPECT_EQ(never_called(calls, {"--json", "check-config", f}, out, err), kExitRefused);
+  json j = json::parse(out.str());
+  EXPECT_EQ(j.at("ok"), false);
+  ASSERT_EQ(j.at("errors").size(), 2u);
+  EXPECT_EQ(j["errors"][0].at("file"), f);
+  EXPECT_EQ(j["errors"][0].at("line"), 3);
+  EXPECT_EQ(j["errors"][0].at("column"), 1);
+  EXPECT_TRUE(j["errors"][0].at("message").is_string());
+}
+
+TEST_F(CheckConfig, UnreadableFileAndUsage) {
+  std::ostringstream out, err;
+  int calls = 0;
+  EXPECT_EQ(never_called(calls, {"check-config", "/nonexistent/beacon.toml"}, out, err),
+            kExitRefused);
+  EXPECT_NE(err.str().find("/nonexistent/beacon.toml: cannot open"), std::string::npos)
+      << err.str();
+  EXPECT_EQ(never_called(calls, {"check-config"}, out, err), kExitUsage);
+  EXPECT_EQ(never_called(calls, {"check-config", "a", "b"}, out, err), kExitUsage);
+  EXPECT_EQ(calls, 0);
+}
+
+TEST(RunCtl, ColourOnlyOnATerminalAndNeverInJson) {
+  json sessions =
+      json::array({{{"peer", "198.18.0.1"}, {"state", "Up"}, {"remote_state", "Down"}}});
+  auto t = [&](const std::string&, const json& req, std::chrono::milliseconds) {
+    if (req.at("cmd") == "groups") {
+      return ok_response(
+          {{"ok", true},
+           {"groups",
+            json::array(
+                {{{"name", "web"}, {"verdict", "unhealthy"}, {"hold", "down"}, {"diag", 5}}})}});
+    }
+    return ok_response({{"ok", true}, {"sessions", sessions}});
+  };
+  CtlEnv tty;
+  tty.out_tty = true;
+  CtlEnv no_color = tty;
+  no_color.no_color = "1";
+  CtlEnv empty_no_color = tty;
+  empty_no_color.no_color = "";
+  std::ostringstream out, err;
+  ASSERT_EQ(run_ctl({"sessions"}, t, out, err, tty), kExitOk);
+  EXPECT_NE(out.str().find("\x1b[32mUp\x1b[0m"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("\x1b[31mDown\x1b[0m"), std::string::npos) << out.str();
+  out.str("");
+  ASSERT_EQ(run_ctl({"groups"}, t, out, err, tty), kExitOk);
+  EXPECT_NE(out.str().find("\x1b[31munhealthy\x1b[0m"), std::string::npos) << out.str();
+  out.str("");
+  ASSERT_EQ(run_ctl({"sessions"}, t, out, err, empty_no_color), kExitOk);
+  EXPECT_NE(out.str().find('\x1b'), std::string::npos);
+  for (const CtlEnv& env : {no_color, CtlEnv{}}) {
+    out.str("");
+    ASSERT_EQ(run_ctl({"sessions"}, t, out, err, env), kExitOk);
+    EXPECT_EQ(out.str().find('\x1b'), std::string::npos) << out.str();
+  }
+  out.str("");
+  ASSERT_EQ(run_ctl({"sessions", "--json"}, t, out, err, tty), kExitOk);
+  EXPECT_EQ(out.str().find('\x1b'), std::string::npos);
+  EXPECT_EQ(json::parse(out.str()), sessions);
+  // Same table either way, once the escapes are gone.
+  std::ostringstream plain, coloured;
+  run_ctl({"sessions"}, t, plain, err, CtlEnv{});
+  run_ctl({"sessions"}, t, coloured, err, tty);
+  std::string stripped = coloured.str();
+  for (std::size_t p; (p = stripped.find('\x1b')) != std::string::npos;) {
+    stripped.erase(p, stripped.find('m', p) - p + 1);
+  }
+  EXPECT_EQ(stripped, plain.str());
 }
 
 // ---- bfd-beacon ----

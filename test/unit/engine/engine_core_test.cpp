@@ -2507,5 +2507,174 @@ TEST_F(ReloadTest, ManagedGroupsFollowTheNewConfiguration) {
   EXPECT_EQ(find("10.0.0.1")->unhealthy_signal, "");
 }
 
+// ================================================================ per-session signals
+
+// The rule every session applies to a health cause, with its own signals.
+TEST(SessionSignals, CauseMapsToEachSessionsOwnSignal) {
+  using core::Hold;
+  struct Case {
+    Hold unhealthy, maintenance;
+    HoldCause cause;
+    Hold hold;
+    std::uint8_t diag;
+  };
+  const std::vector<Case> cases = {
+      {Hold::Down, Hold::Down, HoldCause::Unhealthy, Hold::Down, 6},
+      {Hold::AdminDown, Hold::Down, HoldCause::Unhealthy, Hold::AdminDown, 7},
+      {Hold::Down, Hold::AdminDown, HoldCause::Maintenance, Hold::AdminDown, 7},
+      {Hold::Down, Hold::Down, HoldCause::Maintenance, Hold::Down, 6},
+      // Maintenance while a check also fails: Down unless both are AdminDown.
+      {Hold::Down, Hold::AdminDown, HoldCause::MaintenanceFailing, Hold::Down, 6},
+      {Hold::AdminDown, Hold::Down, HoldCause::MaintenanceFailing, Hold::Down, 6},
+      {Hold::AdminDown, Hold::AdminDown, HoldCause::MaintenanceFailing, Hold::AdminDown, 7},
+      {Hold::Down, Hold::Down, HoldCause::MaintenanceFailing, Hold::Down, 6},
+  };
+  for (const auto& c : cases) {
+    SessionSignals s{c.unhealthy, c.maintenance, 6, true, false};
+    const ResolvedHold r = signal_for(s, c.cause);
+    EXPECT_EQ(r.hold, c.hold) << hold_cause_name(c.cause);
+    EXPECT_EQ(r.diag, c.diag) << hold_cause_name(c.cause);
+  }
+  EXPECT_EQ(signal_for(SessionSignals{}, HoldCause::Fixed).hold, Hold::None);
+}
+
+class SignalOverrideTest : public CoreTest {
+ protected:
+  // Group "web" (health-managed: unhealthy Down, maintenance Down, diag 6):
+  // 10.0.0.1 overrides maintenance_signal = admin-down, 10.0.0.2 does not,
+  // 10.0.0.3 overrides unhealthy_signal = admin-down. Released and Up.
+  void SetUp() override {
+    auto a = session_spec("10.0.0.1", "web");
+    a.maintenance_signal = core::Hold::AdminDown;
+    auto c = session_spec("10.0.0.3", "web");
+    c.unhealthy_signal = core::Hold::AdminDown;
+    opts_.sessions = {a, session_spec("10.0.0.2", "web"), c};
+    opts_.declared_groups = {"web"};
+    opts_.managed.push_back(ManagedGroup{"web", core::Hold::Down, core::Hold::Down, 6, 1});
+    open();
+    for (const char* p : {"10.0.0.1", "10.0.0.2", "10.0.0.3"}) peers.push_back(&add_peer(p));
+    ASSERT_EQ(
+        core_->set_hold(HoldSource::Health, group_sel("web"), core::Hold::None, 0, "healthy").error,
+        "");
+    for (Peer* p : peers) ASSERT_NE(bring_up(*p), 0u);
+  }
+
+  // The last packet each peer got: {state, diag}.
+  std::pair<State, int> wire(int i) {
+    auto last = net_.last_to(peers[static_cast<std::size_t>(i)]->address);
+    if (!last) return {State::Up, -1};
+    return {last->pkt.state, last->pkt.diag};
+  }
+
+  std::vector<Peer*> peers;
+};
+
+TEST_F(SignalOverrideTest, SnapshotsShowEachSessionsResolvedSignals) {
+  auto a = find("10.0.0.1"), b = find("10.0.0.2"), c = find("10.0.0.3");
+  EXPECT_EQ(a->unhealthy_signal, "down");
+  EXPECT_EQ(a->maintenance_signal, "admin-down");
+  EXPECT_TRUE(a->signal_override);
+  EXPECT_EQ(b->unhealthy_signal, "down");
+  EXPECT_EQ(b->maintenance_signal, "down");
+  EXPECT_FALSE(b->signal_override);
+  EXPECT_EQ(c->unhealthy_signal, "admin-down");
+  EXPECT_EQ(c->maintenance_signal, "down");
+  EXPECT_TRUE(c->signal_override);
+}
+
+// One group in maintenance: the override session announces AdminDown diag 7
+// at once (SM-21), the others Down with the group's diag 6.
+TEST_F(SignalOverrideTest, MaintenanceSendsEachSessionsOwnSignal) {
+  auto r = core_->set_hold(HoldSource::Health, group_sel("web"), HoldCause::Maintenance,
+                           "maintenance: check maint: file exists");
+  ASSERT_EQ(r.error, "");
+  EXPECT_EQ(r.matched, 3u);
+  EXPECT_EQ(wire(0), std::make_pair(State::AdminDown, 7));
+  EXPECT_EQ(wire(1), std::make_pair(State::Down, 6));
+  EXPECT_EQ(wire(2), std::make_pair(State::Down, 6));
+  auto a = find("10.0.0.1");
+  EXPECT_EQ(a->hold, core::Hold::AdminDown);
+  EXPECT_EQ(a->hold_source, HoldSource::Health);
+  EXPECT_EQ(a->hold_reason, "maintenance: check maint: file exists");
+  EXPECT_EQ(find("10.0.0.2")->hold, core::Hold::Down);
+  // It keeps being asserted on every packet, not only the first.
+  run_for(ms(3000));
+  for (const auto& x : sent_to(*peers[0])) {
+    if (x.at > now() - ms(2500)) {
+      EXPECT_EQ(x.pkt.state, State::AdminDown);
+    }
+  }
+  // Healthy again releases every session.
+  ASSERT_EQ(
+      core_->set_hold(HoldSource::Health, group_sel("web"), core::Hold::None, 0, "healthy").error,
+      "");
+  for (const char* p : {"10.0.0.1", "10.0.0.2", "10.0.0.3"}) {
+    EXPECT_EQ(find(p)->hold, core::Hold::None) << p;
+  }
+}
+
+TEST_F(SignalOverrideTest, UnhealthyAndMaintenanceWhileFailing) {
+  ASSERT_EQ(
+      core_->set_hold(HoldSource::Health, group_sel("web"), HoldCause::Unhealthy, "check").error,
+      "");
+  EXPECT_EQ(find("10.0.0.1")->hold, core::Hold::Down);
+  EXPECT_EQ(find("10.0.0.2")->hold, core::Hold::Down);
+  EXPECT_EQ(find("10.0.0.3")->hold, core::Hold::AdminDown);
+  EXPECT_EQ(wire(2), std::make_pair(State::AdminDown, 7));
+  EXPECT_EQ(wire(0), std::make_pair(State::Down, 6));
+  // Maintenance and a failing check: 10.0.0.1 (unhealthy Down) is held Down,
+  // never the weaker AdminDown; 10.0.0.3 (unhealthy AdminDown, maintenance
+  // Down) is Down too.
+  ASSERT_EQ(core_
+                ->set_hold(HoldSource::Health, group_sel("web"), HoldCause::MaintenanceFailing,
+                           "maintenance; also failing")
+                .error,
+            "");
+  for (const char* p : {"10.0.0.1", "10.0.0.2", "10.0.0.3"}) {
+    EXPECT_EQ(find(p)->hold, core::Hold::Down) << p;
+    EXPECT_EQ(find(p)->local_diag, 6) << p;
+  }
+}
+
+// Admin holds keep their own fixed signal, override or not; the strongest
+// source still wins.
+TEST_F(SignalOverrideTest, AdminHoldsAreNotResolvedPerSession) {
+  ASSERT_EQ(core_->set_hold(HoldSource::Admin, all_sel(), core::Hold::Down, 5).error, "");
+  for (const char* p : {"10.0.0.1", "10.0.0.2", "10.0.0.3"}) {
+    EXPECT_EQ(find(p)->hold, core::Hold::Down) << p;
+    EXPECT_EQ(find(p)->hold_source, HoldSource::Admin) << p;
+  }
+  ASSERT_EQ(
+      core_->set_hold(HoldSource::Health, group_sel("web"), HoldCause::Maintenance, "m").error, "");
+  EXPECT_EQ(find("10.0.0.1")->hold, core::Hold::AdminDown);  // stronger than Admin's Down
+  EXPECT_EQ(find("10.0.0.1")->hold_source, HoldSource::Health);
+  EXPECT_EQ(find("10.0.0.2")->hold_source, HoldSource::Admin);  // a tie: the lower source
+  EXPECT_NE(core_->set_hold(HoldSource::Health, group_sel("web"), HoldCause::Fixed, "x").error, "");
+  EXPECT_NE(core_->set_hold(HoldSource::Health, group_sel("nope"), HoldCause::Unhealthy, "x").error,
+            "");
+}
+
+// Sessions of an [[accept]] rule take their group's signals.
+TEST_F(CoreTest, AcceptedSessionsTakeTheirGroupsSignals) {
+  config::AcceptSpec a;
+  a.prefix = addr("10.1.0.0");
+  a.prefix_len = 16;
+  a.group = "web";
+  a.params = core::SessionParams{ms(50), ms(50), 3, true};
+  opts_.accepts.push_back(a);
+  opts_.managed.push_back(ManagedGroup{"web", core::Hold::AdminDown, core::Hold::Down, 5, 1});
+  open();
+  ASSERT_EQ(core_->set_hold(HoldSource::Health, group_sel("web"), HoldCause::Unhealthy, "c").error,
+            "");
+  Peer& p = add_peer("10.1.0.7");
+  deliver(p, State::Down);
+  auto s = find(p);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->unhealthy_signal, "admin-down");
+  EXPECT_FALSE(s->signal_override);
+  EXPECT_EQ(s->hold, core::Hold::AdminDown);
+  EXPECT_EQ(s->local_diag, 7);
+}
+
 }  // namespace
 }  // namespace beacon::engine

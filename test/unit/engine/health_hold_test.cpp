@@ -213,6 +213,44 @@ TEST_F(HealthHoldTest, HoldReasonsVisiblePerSession) {
   EXPECT_EQ(s->hold_reason, "check haproxy: timeout");
 }
 
+// A [[session]] override through the real engine loop: a verdict given by
+// cause reaches the wire as each session's own signal, at once (SM-21).
+TEST_F(HealthHoldTest, VerdictByCauseSendsEachSessionsOwnSignal) {
+  auto strict = session_spec("127.0.0.2", "web");
+  strict.maintenance_signal = core::Hold::AdminDown;
+  cfg_.sessions.push_back(strict);
+  cfg_.sessions.push_back(session_spec("127.0.0.3", "web"));
+  cfg_.groups.push_back(group_spec("web", {"maint"}, 6));
+  UdpPeer rx2("127.0.0.2", kSh), tx2("127.0.0.2", 50001);
+  UdpPeer rx3("127.0.0.3", kSh), tx3("127.0.0.3", 50001);
+  ASSERT_TRUE(rx2.bound() && tx2.bound() && rx3.bound() && tx3.bound());
+  start();
+  ASSERT_EQ(engine_->set_hold(HoldSource::Health, group_sel("web"), core::Hold::None, 0).error, "");
+  ASSERT_NE(bring_up(rx2, tx2, "127.0.0.2"), 0u);
+  ASSERT_NE(bring_up(rx3, tx3, "127.0.0.3"), 0u);
+  EXPECT_TRUE(find("127.0.0.2")->signal_override);
+  EXPECT_FALSE(find("127.0.0.3")->signal_override);
+
+  rx2.drain();
+  rx3.drain();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = engine_->set_hold(HoldSource::Health, group_sel("web"), HoldCause::Maintenance,
+                             "maintenance: check maint: file present");
+  EXPECT_EQ(r.error, "");
+  EXPECT_EQ(r.matched, 2u);
+  auto not_up = [](const Received& x) { return x.pkt.state != State::Up; };
+  auto a = rx2.recv_until(not_up, 2000ms);
+  auto b = rx3.recv_until(not_up, 2000ms);
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->pkt.state, State::AdminDown);
+  EXPECT_EQ(a->pkt.diag, 7);
+  EXPECT_EQ(b->pkt.state, State::Down);
+  EXPECT_EQ(b->pkt.diag, 6);
+  EXPECT_LT(a->at - t0, 300ms);
+  EXPECT_LT(b->at - t0, 300ms);
+  EXPECT_EQ(find("127.0.0.2")->hold_reason, "maintenance: check maint: file present");
+}
+
 // A group declared by [[group]] is a valid selector even with no session.
 TEST_F(HealthHoldTest, DeclaredGroupWithoutSessionsIsKnown) {
   cfg_.sessions.push_back(session_spec("127.0.0.2", "web"));

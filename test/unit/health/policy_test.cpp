@@ -209,6 +209,25 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) { return std::string(info.param.name); });
 // clang-format on
 
+// `failing` tells the engine a check fails too, so each session can apply
+// the maintenance-and-failing rule with its own signals.
+TEST(Decide, FailingFlagsAFailingCheckWhateverTheVerdict) {
+  struct Case {
+    std::vector<Status> states;
+    bool failing;
+  };
+  for (const auto& c : std::vector<Case>{
+           {{P, P}, false}, {{F, P}, true}, {{P, M}, false}, {{F, M}, true}, {{M, M}, false}}) {
+    Checks k;
+    k.add("a", res(c.states[0], "x"));
+    k.add("b", res(c.states[1], "y"));
+    EXPECT_EQ(decide(group(), k.view()).failing, c.failing);
+  }
+  Checks unknown;
+  unknown.add("a", std::nullopt);
+  EXPECT_FALSE(decide(group(), unknown.view()).failing);
+}
+
 TEST(Verdict, Names) {
   EXPECT_EQ(verdict_name(Verdict::Unknown), "unknown");
   EXPECT_EQ(verdict_name(Verdict::Healthy), "healthy");
