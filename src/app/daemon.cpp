@@ -44,6 +44,7 @@
 #include <thread>
 
 #include "beacon/app/health_wiring.hpp"
+#include "beacon/app/metrics_wiring.hpp"
 #include "beacon/app/sd_notify.hpp"
 #include "beacon/app/systemd_wiring.hpp"
 #include "beacon/config/config.hpp"
@@ -168,11 +169,14 @@ int serve(const config::Config& cfg, const sigset_t& signals,
   // Declared before `health`, which refers to it through the sink: a group
   // decision change re-evaluates readiness and STATUS=.
   SystemdNotifier systemd(sd_env, ops, engine, log);
+  // Also before `health`: a decision change republishes the metrics at once.
+  MetricsWiring metrics(cfg, ops, engine, log);
   health::Sink sink = make_engine_sink(engine, log);
-  sink.apply = [apply = std::move(sink.apply), &systemd](const std::string& group,
-                                                         const health::GroupDecision& d) {
+  sink.apply = [apply = std::move(sink.apply), &systemd, &metrics](const std::string& group,
+                                                                   const health::GroupDecision& d) {
     apply(group, d);
     systemd.poke();
+    metrics.poke();
   };
   // Probes are created now (on the ops io_context, not yet running); the
   // engine already holds every health-managed group Down until the first
@@ -185,10 +189,15 @@ int serve(const config::Config& cfg, const sigset_t& signals,
     return 1;
   }
   register_health_commands(dispatcher, *health);
+  metrics.attach_health(*health);
   try {
     server.start();
   } catch (const ctl::ServerError& e) {
     log->error("startup failed: {}", e.what());
+    return 1;
+  }
+  if (std::string why = metrics.start_server(); !why.empty()) {
+    log->error("startup failed: {}", why);
     return 1;
   }
 
@@ -208,9 +217,10 @@ int serve(const config::Config& cfg, const sigset_t& signals,
   }
   // After engine.run(): the sink's set_hold posts to the engine loop and waits.
   // The sockets are bound by now: READY=1 follows the first verdicts.
-  asio::post(ops, [&health, &systemd] {
+  asio::post(ops, [&health, &systemd, &metrics] {
     health->start();
     systemd.start(*health);
+    metrics.start();
   });
 #ifdef BEACON_TEST_HOOKS
   // Fault injection: an exception escaping a handler that no guard contains,
@@ -271,6 +281,7 @@ int serve(const config::Config& cfg, const sigset_t& signals,
   systemd.stopping("stopping: signalling peers (" +
                    std::string(core::hold_name(cfg.daemon.shutdown_signal)) + ")");
   asio::post(ops, [&] {
+    metrics.stop();
     health->stop();
     server.stop();
     ops.stop();

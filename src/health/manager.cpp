@@ -64,6 +64,8 @@ struct HealthManager::Impl {
     std::uint64_t results = 0;
     std::uint64_t generation = 0;  // bumped when a probe is retired; stale callbacks check it
     std::uint64_t faults = 0;
+    std::uint64_t failures = 0;              // fail results, faults included
+    core::CheckDurationHistogram durations;  // polled runs only
     std::uint32_t consecutive_faults = 0;
     bool event_driven = false;  // of the probe (kept while a faulted probe is retired)
 
@@ -240,6 +242,7 @@ struct HealthManager::Impl {
     r.status = Status::Fail;
     r.reason = "probe error: " + what;
     ++c.results;
+    ++c.failures;
     const Status before = c.policy.state();
     if (c.policy.force(r) && log_) {
       log_->info("check {}: {} -> fail ({})", c.spec.name, status_name(before), r.reason);
@@ -361,6 +364,8 @@ struct HealthManager::Impl {
   void feed(std::size_t i, Result r) {
     CheckRt& c = *checks_[i];
     ++c.results;
+    if (r.status == Status::Fail) ++c.failures;
+    if (!c.event_driven) c.durations.observe(r.latency);
     c.consecutive_faults = 0;
     const Status before = c.policy.state();
     const bool was_known = c.policy.known();
@@ -425,6 +430,8 @@ struct HealthManager::Impl {
       s.fall = c->policy.fall();
       s.results = c->results;
       s.faults = c->faults;
+      s.failures = c->failures;
+      s.durations = c->durations;
       out.push_back(std::move(s));
     }
     return out;

@@ -38,6 +38,14 @@ struct LatenessBuckets {
       5'000, 10'000, 20'000, 50'000, 100'000, 200'000, 500'000, 1'000'000};
 };
 
+// How long a health check's run took: 0.5 ms to 10 s (check timeouts are
+// up to a few seconds).
+struct CheckDurationBuckets {
+  static constexpr std::array<std::int64_t, 14> kBoundsUs{
+      500,     1'000,   2'500,   5'000,     10'000,    25'000,    50'000,
+      100'000, 250'000, 500'000, 1'000'000, 2'500'000, 5'000'000, 10'000'000};
+};
+
 template <class Buckets>
 struct Histogram {
   static constexpr auto& kBoundsUs = Buckets::kBoundsUs;
@@ -61,5 +69,6 @@ struct Histogram {
 
 using GapHistogram = Histogram<GapBuckets>;
 using LatenessHistogram = Histogram<LatenessBuckets>;
+using CheckDurationHistogram = Histogram<CheckDurationBuckets>;
 
 }  // namespace beacon::core

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "beacon/config/config.hpp"
+#include "beacon/core/histogram.hpp"
 #include "beacon/health/policy.hpp"
 
 namespace beacon::health {
@@ -63,6 +64,9 @@ struct CheckStatus {
   std::uint32_t rise = 0, fall = 0;  // effective counts (type defaults applied)
   std::uint64_t results = 0;         // results fed so far
   std::uint64_t faults = 0;          // exceptions raised by the probe (each rebuilt it)
+  std::uint64_t failures = 0;        // results with status fail (faults included)
+  // Run times of a polled check (event-driven checks have none).
+  core::CheckDurationHistogram durations;
 };
 
 struct GroupStatus {
