@@ -8,6 +8,7 @@
 //   checks [--json]     health checks (issue 3)
 //   groups [--json]     health groups: verdict, signal, reason
 //   version
+//   counters [PEER] [--json]  packets, drops, transitions, flaps per session
 // Exit codes: 0 ok, 1 refused (daemon answered ok:false), 2 usage,
 // 3 daemon unreachable.
 #pragma once
@@ -42,7 +43,8 @@ struct CtlArgs {
     Stats,
     Version,
     Checks,
-    Groups
+    Groups,
+    Counters
   } command = Command::Help;
   std::string socket = kDefaultSocketPath;
   bool json = false;
