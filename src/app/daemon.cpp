@@ -18,6 +18,10 @@
 //    while the engine loop and the ops loop both prove they are alive; never
 //    waits on either (see systemd_wiring.hpp). READY=1 / STATUS= go out from
 //    the ops loop, STOPPING=1 from main once a stop signal is taken.
+//  - metrics (unless [daemon] metrics_listen = ""): prometheus-cpp's exposer
+//    serves scrapes on two threads of its own; they read only the snapshots
+//    the engine loop and the ops loop publish (metrics_wiring.hpp) and never
+//    post to or wait on either loop.
 #include "beacon/app/daemon.hpp"
 
 #include <pthread.h>
