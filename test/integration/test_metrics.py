@@ -4,7 +4,9 @@
 Topology (created and removed by the test):
 
     router netns (BIRD 2)  rt0 ==veth== lb0  lb netns (bfd-beacon, metrics on 127.0.0.1:19788)
-      198.18.10.1/24 (+ .2, a scripted peer)   198.18.10.11/24
+      198.18.10.1/24                            198.18.10.11/24
+    peer netns (scripted)  p0  ==veth== lb1
+      198.18.20.2/24                            198.18.20.11/24
 
 Checks:
   - the scrape passes `promtool check metrics` with no finding;
@@ -13,8 +15,9 @@ Checks:
     longer than one publish period, scrapes, reads counters again, and requires every
     scraped value within [first read, second read];
   - a held session (set-state down) counts one local-hold flap in both;
-  - a passive session created by an [[accept]] rule appears, and once its peer fell silent
-    and the engine removed it, its series are gone from the next scrape;
+  - a scripted peer brings a passive session ([[accept]]) Up three times and takes it down
+    with Down, AdminDown and silence: one flap of each cause in bfdctl and in the scrape;
+    once the engine removed the silent session, its series are gone from the next scrape;
   - process_* values are sane (start time, memory, descriptors, threads).
 
 Run by ctest (label integration) or as root: python3 test/integration/test_metrics.py
@@ -38,7 +41,7 @@ from netlab import figure  # noqa: E402
 INTERVAL_MS = 100
 MULT = 3
 PORT = 19788
-ROUTER, LB, STRAY = "198.18.10.1", "198.18.10.11", "198.18.10.2"
+ROUTER, LB, STRAY, LB2 = "198.18.10.1", "198.18.10.11", "198.18.20.2", "198.18.20.11"
 VIP = "198.19.99.99/32"
 PUBLISH_WAIT_S = 1.6  # > the 1 s publish period plus a build
 
@@ -66,16 +69,56 @@ with urllib.request.urlopen(sys.argv[1], timeout=5) as r:
     sys.stdout.write(r.read().decode())
 """
 
-# A scripted passive peer: a few Down packets (YD 0) from STRAY, then silence.
+# A scripted peer on STRAY: brings the beacon's passive session Up, then takes it down by
+# Down, by AdminDown and by silence (one flap of each cause). Bounded: every wait times out.
 STRAY_PEER = """
 import socket, struct, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 255)
-s.bind((sys.argv[1], 49999))
-pkt = struct.pack("!BBBBIIIII", 0x20, 0x40, 3, 24, 0x51ee7, 0, 100000, 100000, 0)
-for _ in range(5):
-    s.sendto(pkt, (sys.argv[2], 3784))
-    time.sleep(0.1)
+me, beacon = sys.argv[1], sys.argv[2]
+rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+rx.bind(("0.0.0.0", 3784))
+rx.settimeout(0.05)
+tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+tx.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 255)
+tx.bind((me, 49999))
+DOWN, INIT, UP, ADMIN = 1, 2, 3, 0
+MY = 0x51ee7
+ours = 0
+state_seen = None
+
+def send(state, final=False):
+    flags = (state << 6) | (0x10 if final else 0)
+    tx.sendto(struct.pack("!BBBBIIIII", 0x20, flags, 3, 24, MY, ours, 100000, 100000, 0),
+              (beacon, 3784))
+
+def pump(state, seconds):
+    # sends `state` every 100 ms for `seconds`, answering Polls with Final
+    global ours, state_seen
+    end = time.time() + seconds
+    next_tx = 0.0
+    while time.time() < end:
+        if time.time() >= next_tx:
+            send(state)
+            next_tx = time.time() + 0.1
+        try:
+            data, _ = rx.recvfrom(128)
+        except socket.timeout:
+            continue
+        if len(data) >= 24:
+            ours = struct.unpack("!I", data[4:8])[0]
+            state_seen = data[1] >> 6
+            if data[1] & 0x20:
+                send(state, final=True)
+
+def up():
+    pump(DOWN, 0.3)
+    pump(UP, 0.6)
+    if state_seen != UP:
+        sys.exit("beacon not Up (state %r)" % state_seen)
+
+up(); pump(DOWN, 0.3)
+up(); pump(ADMIN, 0.3)
+up()  # then silence: the beacon times out
+print("ok")
 """
 
 
@@ -91,8 +134,11 @@ class MetricsTest(unittest.TestCase):
         self.lb = self.lab.netns("lb")
         self.lab.veth(self.router, "rt0", self.lb, "lb0")
         self.router.addr("rt0", ROUTER + "/24")
-        self.router.addr("rt0", STRAY + "/24")
         self.lb.addr("lb0", LB + "/24")
+        self.peer = self.lab.netns("peer")
+        self.lab.veth(self.peer, "p0", self.lb, "lb1")
+        self.peer.addr("p0", STRAY + "/24")
+        self.lb.addr("lb1", LB2 + "/24")
         conf = netlab.bird_router_config([(VIP, [LB])], interface="rt0", min_rx_ms=INTERVAL_MS,
                                          min_tx_ms=INTERVAL_MS, multiplier=MULT)
         self.bird = netlab.Bird.start(self.router, conf)
@@ -111,7 +157,7 @@ class MetricsTest(unittest.TestCase):
             "bfd": {"desired_min_tx": f"{INTERVAL_MS}ms", "required_min_rx": f"{INTERVAL_MS}ms",
                     "detect_multiplier": MULT},
             "session": [{"peer": ROUTER, "local": LB, "interface": "lb0", "group": "web"}],
-            "accept": [{"prefix": "198.18.10.0/24", "group": "dyn", "max_sessions": 4}],
+            "accept": [{"prefix": "198.18.20.0/24", "group": "dyn", "max_sessions": 4}],
         }
         self.beacon = netlab.Beacon.start(self.lb, config)
         self.routes.wait_for(bool, since=netlab.now(), timeout=15)
@@ -223,17 +269,23 @@ class MetricsTest(unittest.TestCase):
         self.assertIn("LOCAL-HOLD", human)
         self.assertRegex(human, r"198\.18\.10\.1 .*Up +Down +1")
 
-    def test_gone_session_series_disappear(self) -> None:
+    def test_flap_causes_and_gone_session_series_disappear(self) -> None:
         self.start_beacon()
         t0 = netlab.now()
-        self.router.run([sys.executable, "-c", STRAY_PEER, STRAY, LB])
-        netlab.wait_until(lambda: self.beacon is not None and self.beacon.session(STRAY), 5,
-                          what="passive session created")
-        time.sleep(PUBLISH_WAIT_S)
-        samples = self.scrape()
+        r = self.peer.run([sys.executable, "-c", STRAY_PEER, STRAY, LB2], timeout=30)
+        self.assertEqual(r.stdout.strip(), "ok", r.stderr)
+        # The session is still there (kept >= 5 s after its last packet, SM-02): bfdctl
+        # and the scrape both count one flap of each cause the peer caused.
+        first, samples, second = self.bracketed_read()
+        flaps = self.of_peer(second, STRAY)["flaps"]
+        self.assertEqual(flaps, {"timeout": 1, "peer-down": 1, "peer-admin-down": 1,
+                                 "local-hold": 0})
+        self.assert_between(first, samples, second, STRAY)
+        self.assertEqual(self.value(samples, "bfd_beacon_session_flaps_total", peer=STRAY,
+                                    cause="peer-admin-down"), 1)
+        self.assertEqual(self.value(samples, "bfd_beacon_session_up", peer=STRAY, group="dyn"), 0)
         self.assertEqual(self.value(samples, "bfd_beacon_passive_sessions_created_total"), 1)
-        self.assertTrue([1 for n, l, _ in samples if l.get("peer") == STRAY])
-        # Silent now: removed after max(detection time, 5 s) (SM-02), then a new snapshot.
+        # Silent now: removed after max(detection time, 5 s), then a new snapshot.
         netlab.wait_until(lambda: self.beacon is not None and not self.beacon.session(STRAY), 15,
                           what="passive session removed")
         removed_after = netlab.now() - t0
@@ -243,8 +295,9 @@ class MetricsTest(unittest.TestCase):
         self.assertEqual(left, [], "series of a removed session linger")
         self.assertEqual(self.value(samples, "bfd_beacon_passive_sessions_removed_total"), 1)
         self.assertTrue([1 for n, l, _ in samples if l.get("peer") == ROUTER])
-        figure(f"passive session removed {removed_after:.1f} s after its peer's first packet; "
-               f"its series gone from the next scrape")
+        figure(f"passive session: 3 flaps (peer-down, peer-admin-down, timeout) counted; removed "
+               f"{removed_after:.1f} s after its peer's first packet; its series gone from the "
+               f"next scrape")
 
     def test_process_metrics_are_sane(self) -> None:
         beacon = self.start_beacon()
