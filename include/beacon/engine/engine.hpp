@@ -54,7 +54,7 @@ class Engine {
   EngineStats stats();
 
   // Periodic snapshot publishing (for metrics): every `period` from run()
-  // on, the loop copies every session in chunks of 256, one loop turn each
+  // on, the loop copies every session in chunks of 64, one loop turn each
   // (no turn holds the loop longer than one chunk; the time counts in
   // EngineStats::call_max), adds the stats and publishes the whole. Call
   // before run(); 0 (the default) publishes nothing. A build never overlaps

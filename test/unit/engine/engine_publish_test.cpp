@@ -43,7 +43,7 @@ class PublishTest : public test::EngineFixture {
   }
 };
 
-// More sessions than one chunk (256): every one is in the snapshot once, with
+// More sessions than several chunks (64): every one is in the snapshot once, with
 // the stats; a new snapshot follows each period.
 TEST_F(PublishTest, SnapshotHoldsEverySessionAndRepeats) {
   for (int i = 0; i < 300; ++i) {
