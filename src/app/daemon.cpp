@@ -18,6 +18,10 @@
 //    while the engine loop and the ops loop both prove they are alive; never
 //    waits on either (see systemd_wiring.hpp). READY=1 / STATUS= go out from
 //    the ops loop, STOPPING=1 from main once a stop signal is taken.
+//  - metrics (unless [daemon] metrics_listen = ""): prometheus-cpp's exposer
+//    serves scrapes on two threads of its own; they read only the snapshots
+//    the engine loop and the ops loop publish (metrics_wiring.hpp) and never
+//    post to or wait on either loop.
 #include "beacon/app/daemon.hpp"
 
 #include <pthread.h>
@@ -48,6 +52,7 @@
 #include "beacon/app/health_wiring.hpp"
 #include "beacon/app/maintenance.hpp"
 #include "beacon/app/maintenance_wiring.hpp"
+#include "beacon/app/metrics_wiring.hpp"
 #include "beacon/app/reload.hpp"
 #include "beacon/app/sd_notify.hpp"
 #include "beacon/app/systemd_wiring.hpp"
@@ -183,11 +188,14 @@ int serve(const config::Config& cfg, const std::string& config_path, const sigse
   // Declared before `health`, which refers to it through the sink: a group
   // decision change re-evaluates readiness and STATUS=.
   SystemdNotifier systemd(sd_env, ops, engine, log);
+  // Also before `health`: a decision change republishes the metrics at once.
+  MetricsWiring metrics(cfg, ops, engine, log);
   health::Sink sink = make_engine_sink(engine, log);
-  sink.apply = [apply = std::move(sink.apply), &systemd](const std::string& group,
-                                                         const health::GroupDecision& d) {
+  sink.apply = [apply = std::move(sink.apply), &systemd, &metrics](const std::string& group,
+                                                                   const health::GroupDecision& d) {
     apply(group, d);
     systemd.poke();
+    metrics.poke();
   };
   // Probes are created now (on the ops io_context, not yet running); the
   // engine already holds every health-managed group Down until the first
@@ -212,10 +220,33 @@ int serve(const config::Config& cfg, const std::string& config_path, const sigse
   const std::unique_ptr<Reloader> reloader = make_daemon_reloader(
       config_path, cfg, engine, *health, dispatcher, systemd.enabled() ? &systemd : nullptr, log);
   reloader->register_commands(dispatcher);
+  metrics.attach_health(*health);
+  // The operator side of the metrics: reloads, drain, maintenance (ops loop).
+  metrics.sources().reloads = [&reloader] {
+    const ReloadStats& r = reloader->stats();
+    return metrics::ReloadStatus{r.ok, r.failed, r.last_at, r.last_ok};
+  };
+  metrics.sources().drain_in_progress = [&maintenance] {
+    const auto& e = maintenance.entries();
+    return std::any_of(e.begin(), e.end(), [](const MaintenanceEntry& m) { return m.drain; });
+  };
+  metrics.sources().maintenance = [&maintenance] {
+    std::vector<metrics::MaintenanceEntry> out;
+    for (const auto& m : maintenance.entries()) {
+      out.push_back(metrics::MaintenanceEntry{m.scope == "all" ? std::string() : m.scope, m.reason,
+                                              m.user, std::string(origin_name(m.origin)),
+                                              std::nullopt});
+    }
+    return out;
+  };
   try {
     server.start();
   } catch (const ctl::ServerError& e) {
     log->error("startup failed: {}", e.what());
+    return 1;
+  }
+  if (std::string why = metrics.start_server(); !why.empty()) {
+    log->error("startup failed: {}", why);
     return 1;
   }
 
@@ -235,12 +266,13 @@ int serve(const config::Config& cfg, const std::string& config_path, const sigse
   }
   // After engine.run(): the sink's set_hold posts to the engine loop and waits.
   // The sockets are bound by now: READY=1 follows the first verdicts.
-  asio::post(ops, [&health, &systemd, &connections, &maintenance] {
+  asio::post(ops, [&health, &systemd, &connections, &maintenance, &metrics] {
     // A drain recorded in the state file is still in progress.
     connections.set_draining(std::any_of(maintenance.entries().begin(), maintenance.entries().end(),
                                          [](const MaintenanceEntry& e) { return e.drain; }));
     health->start();
     systemd.start(*health);
+    metrics.start();
   });
 #ifdef BEACON_TEST_HOOKS
   // Fault injection: an exception escaping a handler that no guard contains,
@@ -302,6 +334,7 @@ int serve(const config::Config& cfg, const std::string& config_path, const sigse
   systemd.stopping("stopping: signalling peers (" +
                    std::string(core::hold_name(cfg.daemon.shutdown_signal)) + ")");
   asio::post(ops, [&] {
+    metrics.stop();
     health->stop();
     connections.stop();
     server.stop();

@@ -72,6 +72,7 @@ std::string opt_cpu(const std::optional<unsigned>& c) {
 const std::vector<RestartRow>& restart_rows() {
   static const std::vector<RestartRow> rows = {
       {"[daemon] control_socket", [](const Config& c) { return quoted(c.daemon.control_socket); }},
+      {"[daemon] metrics_listen", [](const Config& c) { return quoted(c.daemon.metrics_listen); }},
       {"[daemon] state_dir", [](const Config& c) { return quoted(c.daemon.state_dir); }},
       {"[drain] haproxy_socket", [](const Config& c) { return quoted(c.drain.haproxy_socket); }},
       {"[engine] cpu", [](const Config& c) { return opt_cpu(c.engine.cpu); }},

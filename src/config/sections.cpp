@@ -81,6 +81,13 @@ void load_daemon(const toml::table& table, Config& config, Diagnostics& diag) {
   if (auto level = r.get_enum("log_level", kLevels)) d.log_level = *level;
   read_group_name(r, diag, "read_group", d.read_group);
   read_group_name(r, diag, "admin_group", d.admin_group);
+  if (auto listen = r.get_string("metrics_listen")) {
+    if (std::string why = listen_address_error(*listen); !listen->empty() && !why.empty()) {
+      diag.error(position_of(*r.find("metrics_listen")), "daemon.metrics_listen: " + why);
+    } else {
+      d.metrics_listen = *listen;
+    }
+  }
   if (auto dir = r.get_string("state_dir")) {
     // Absolute: the daemon's working directory is no place for state that
     // must survive a restart.

@@ -127,6 +127,21 @@ std::string_view hold_name(Hold h) {
   return "none";
 }
 
+std::string_view flap_cause_name(FlapCause c) {
+  switch (c) {
+    case FlapCause::Timeout:
+      return "timeout";
+    case FlapCause::PeerDown:
+      return "peer-down";
+    case FlapCause::PeerAdminDown:
+      return "peer-admin-down";
+    case FlapCause::LocalHold:
+    case FlapCause::Count:
+      break;
+  }
+  return "local-hold";
+}
+
 FsmTransition fsm_transition(State state, FsmEvent event) {
   return kFsm[idx(state)][static_cast<std::size_t>(event)];
 }
@@ -159,9 +174,11 @@ Effects Session::receive(const wire::ControlPacket& pkt, TimePoint now) {
   }
   if (fx.drop != wire::DropReason::None) {
     ++counters_.rx_dropped;  // PKT-11: no other side effect
+    ++counters_.drops[static_cast<std::size_t>(fx.drop)];
     return fx;
   }
   ++counters_.rx_packets;
+  if (v_.last_rx) counters_.rx_gap.observe(now - *v_.last_rx);
 
   // Step 13 (PKT-24, DIS-03): store the remote variables.
   v_.remote_discr = pkt.my_discriminator;
@@ -270,6 +287,11 @@ Effects Session::set_params(const SessionParams& params, TimePoint now) {
 void Session::defer_first_packet(TimePoint at) {
   if (counters_.tx_packets != 0 || v_.last_periodic_tx || v_.next_tx == TimePoint::max()) return;
   v_.next_tx = std::max(v_.next_tx, at);
+}
+
+void Session::count_drop(wire::DropReason r) {
+  const auto i = static_cast<std::size_t>(r);
+  if (i < counters_.drops.size()) ++counters_.drops[i];
 }
 
 wire::ControlPacket Session::current_packet() const {
@@ -429,15 +451,19 @@ wire::ControlPacket Session::build_packet(bool final) const {
   return p;
 }
 
-void Session::enter_state(State next, int diag, std::string_view reason, TimePoint now,
-                          Effects& fx) {
+void Session::enter_state(State next, int diag, std::string_view reason, TimePoint now, Effects& fx,
+                          FlapCause cause) {
   const State old = v_.session_state;
   if (diag >= 0) v_.local_diag = static_cast<std::uint8_t>(diag);  // SM-24
   v_.session_state = next;
   v_.last_change = now;
   ++counters_.state_changes;
   if (next == State::Up) ++counters_.up_count;
-  if (old == State::Up) ++counters_.down_count;
+  ++counters_.transitions[idx(old)][idx(next)];
+  if (old == State::Up) {
+    ++counters_.down_count;
+    ++counters_.flaps[static_cast<std::size_t>(cause)];
+  }
   fx.change =
       StateChange{old, next, v_.local_diag, v_.remote_session_state, v_.remote_diag, reason};
 }
@@ -447,7 +473,12 @@ bool Session::run_fsm(FsmEvent event, TimePoint now, Effects& fx) {
   if (t.next == v_.session_state) return false;
   // SM-22: while held Down, never advance to Init or Up; keep sending Down.
   if (v_.hold == Hold::Down && (t.next == State::Init || t.next == State::Up)) return false;
-  enter_state(t.next, t.diag, t.reason, now, fx);
+  // Leaving Up through the table is the peer's doing or a timeout; holds
+  // take the set_hold() path (FlapCause::LocalHold).
+  FlapCause cause = FlapCause::Timeout;
+  if (event == FsmEvent::RxDown) cause = FlapCause::PeerDown;
+  if (event == FsmEvent::RxAdminDown) cause = FlapCause::PeerAdminDown;
+  enter_state(t.next, t.diag, t.reason, now, fx, cause);
   return true;
 }
 
@@ -570,6 +601,7 @@ void Session::finish(Effects& fx, TimePoint now, bool immediate, bool final) {
     // it really left: counted from its deadline, the next gap could exceed
     // 100 % of the interval by the slack.
     fx.periodic = true;
+    counters_.tx_lateness.observe(now - v_.next_tx);
     TimePoint base = std::min(v_.next_tx, now);
     if (now - base > v_.sched_interval) base = now;
     v_.last_periodic_tx = now;

@@ -9,6 +9,7 @@
 
 #include "beacon/config/config.hpp"
 #include "beacon/ctl/cli_ops.hpp"
+#include "beacon/ctl/counters.hpp"
 #include "beacon/ctl/format.hpp"
 #include "cli_impl.hpp"
 
@@ -178,6 +179,7 @@ std::string ctl_usage() {
          "                                 hold sessions Down (diag 5) or AdminDown (diag 7);\n"
          "                                 'up' releases the hold\n"
          "  stats [--json]                 engine counters\n"
+         "  counters [PEER] [--json]       per session: packets, drops, transitions, flaps\n"
          "  checks [--json]                health checks: state, latency, reason\n"
          "  groups [--json]                health groups: verdict, signal, reason\n"
          "  version                        bfdctl's version and the daemon's\n"
@@ -231,6 +233,16 @@ CtlParse parse_ctl_args(const std::vector<std::string>& args) {
 
   if (o.selectors > 0 || o.diag) {
     return usage_error("--diag, --peer, --group and --all belong to 'session set-state'");
+  }
+  if (cmd == "counters") {
+    if (o.positionals.size() > 2) return usage_error("unexpected argument " + o.positionals[2]);
+    out.command = CtlArgs::Command::Counters;
+    out.request = json{{"cmd", cmd}};
+    if (o.positionals.size() == 2) {
+      if (o.positionals[1].empty()) return usage_error("counters: PEER must not be empty");
+      out.request["peer"] = o.positionals[1];
+    }
+    return CtlParse{out, {}};
   }
   if (o.wait && cmd != "reload") return usage_error("--wait belongs to 'reload'");
   if ((o.interval || o.count) && cmd != "watch") {
@@ -343,6 +355,13 @@ int run_ctl(const std::vector<std::string>& args, const Transport& transport, st
     case CtlArgs::Command::Groups: {
       json list = field("groups", json::array());
       out << (a.json ? pretty(list) + "\n" : format_groups_table(list, style));
+      break;
+    }
+    case CtlArgs::Command::Counters: {
+      json body = resp;
+      body.erase("ok");
+      body.erase("id");
+      out << (a.json ? pretty(body) + "\n" : format_counters(body));
       break;
     }
     case CtlArgs::Command::SetState:

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "beacon/core/session.hpp"
+#include "beacon/ctl/counters.hpp"
 
 namespace beacon::ctl {
 namespace {
@@ -193,6 +194,7 @@ Dispatcher::Dispatcher(Backend& backend) {
                   },
                   {},
                   Access::Read});
+  register_counters_command(*this, backend);
   add("session-set-state",
       {[&backend](const json& req) {
          StateRequest st = parse_state(req);

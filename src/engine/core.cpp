@@ -308,6 +308,7 @@ bool EngineCore::Impl::on_timer(std::size_t limit) {
         ++stats.timer_fires;
         stats.timer_lateness_total += late;
         stats.timer_lateness_max = std::max(stats.timer_lateness_max, late);
+        stats.timer_lateness.observe(late);
         on_due(id, now);
       },
       limit);
@@ -405,7 +406,10 @@ void EngineCore::Impl::on_datagram(std::span<const std::uint8_t> bytes, const Rx
     // Step 7 (PKT-18, DIS-02); MH-10: ports keep the two kinds apart.
     id = table.by_discriminator(pkt.your_discriminator);
     if (!id) return drop(DropReason::UnknownYourDiscriminator, info);
-    if (slots[*id]->multihop != info.multihop) return drop(DropReason::WrongPort, info);
+    if (slots[*id]->multihop != info.multihop) {
+      slots[*id]->session->count_drop(DropReason::WrongPort);
+      return drop(DropReason::WrongPort, info);
+    }
   } else {
     // Step 8 (PKT-19).
     if (pkt.state == State::Init || pkt.state == State::Up) {
@@ -428,7 +432,10 @@ void EngineCore::Impl::on_datagram(std::span<const std::uint8_t> bytes, const Rx
     if (!id) return try_accept(pkt, info, now);
   }
   SessionSlot& s = *slots[*id];
-  if (s.multihop && info.ttl < s.min_ttl) return drop(DropReason::BadTtl, info);
+  if (s.multihop && info.ttl < s.min_ttl) {
+    s.session->count_drop(DropReason::BadTtl);
+    return drop(DropReason::BadTtl, info);
+  }
   const core::Effects fx = s.session->receive(pkt, now);
   if (fx.drop != DropReason::None) return drop(fx.drop, info);
   if (!s.local_seen && !info.dst.is_unspecified()) s.local_seen = info.dst;
@@ -443,11 +450,17 @@ void EngineCore::Impl::try_accept(const core::wire::ControlPacket& pkt, const Rx
   if (shutting_down) return drop(DropReason::NoSessionForPeer, info);
   const AcceptPolicy::Verdict v =
       accept->check(info.src, info.multihop, info.ifindex, info.ttl, now);
-  if (v.drop != DropReason::None) return drop(v.drop, info);
+  if (v.drop != DropReason::None) {
+    if (v.drop == DropReason::PassiveLimit) ++stats.passive_refused;
+    return drop(v.drop, info);
+  }
   const auto& a = opts.accepts[static_cast<std::size_t>(v.rule)];
 
   auto discr = table.allocate_discriminator();
-  if (!discr) return drop(DropReason::PassiveLimit, info);
+  if (!discr) {
+    ++stats.passive_refused;
+    return drop(DropReason::PassiveLimit, info);
+  }
   const unsigned ifindex = info.multihop ? accept->rule_ifindex(v.rule) : info.ifindex;
   const std::string ifname = transport.interface_name(ifindex);
   const SessionSignals signals = signals_for(a.group, nullptr);
@@ -481,6 +494,7 @@ void EngineCore::Impl::try_accept(const core::wire::ControlPacket& pkt, const Rx
     free_ids.push_back(id);
     ++stats.tx_errors;
     log->warn("peer {}: cannot create passive session: {}", info.src.to_string(), error);
+    ++stats.passive_refused;
     return drop(DropReason::PassiveLimit, info);
   }
   accept->created(v.rule);

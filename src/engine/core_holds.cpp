@@ -374,6 +374,7 @@ SessionSnapshot EngineCore::Impl::snapshot(const SessionSlot& s, TimePoint now) 
   o.remote_detect_mult = x.remote_detect_mult();
   o.counters = x.counters();
   o.since_change = std::max(now - x.last_state_change(), Duration{0});
+  o.last_change = x.last_state_change();
   return o;
 }
 

@@ -34,6 +34,10 @@ constexpr std::size_t kServeLimit = 512;
 constexpr Duration kStallDrain{1'000};
 // Snapshots are copied in chunks of this many sessions, one loop turn each.
 constexpr std::size_t kSnapshotChunk = 256;
+// The periodic snapshot runs every second whether anyone reads it or not:
+// smaller chunks (measured: 256 sessions held the loop ~0.7 ms on a 2-vCPU
+// VM) keep each turn well below a fast session's interval.
+constexpr std::size_t kPublishChunk = 64;
 
 }  // namespace
 
@@ -129,6 +133,49 @@ void Engine::Impl::failsafe_tick() {
   });
 }
 
+// ================================================================ snapshots
+
+// Starts a build at publish_due; the build re-arms when it completes.
+void Engine::Impl::publish_tick() {
+  publish_timer.expires_at(detail::to_asio(publish_due));
+  publish_timer.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;  // cancelled: stopping
+    building = std::make_shared<EngineSnapshot>();
+    building->sessions.reserve(core.session_count());
+    build_from = 0;
+    publish_step();
+  });
+}
+
+// One chunk per loop turn: packets and timers run between two chunks.
+void Engine::Impl::publish_step() {
+  const TimePoint t0 = clock.now();
+  std::size_t next = 0;
+  auto chunk = core.sessions(build_from, kPublishChunk, next);
+  building->sessions.insert(building->sessions.end(), std::make_move_iterator(chunk.begin()),
+                            std::make_move_iterator(chunk.end()));
+  build_from = next;
+  if (next != static_cast<std::size_t>(-1)) {
+    call_max = std::max(call_max, clock.now() - t0);
+    asio::post(io, [this] {
+      if (building) publish_step();
+    });
+    return;
+  }
+  building->stats = get_stats();
+  building->sequence = ++publish_seq;
+  building->taken = clock.now();
+  building->anchor_steady = anchor_steady;
+  building->anchor_wall = anchor_wall;
+  published.publish(std::move(building));
+  building.reset();
+  const TimePoint now = clock.now();
+  call_max = std::max(call_max, now - t0);
+  publish_due += publish_period;
+  if (publish_due <= now) publish_due = now + publish_period;  // the build overran
+  publish_tick();
+}
+
 // ================================================================ shutdown
 
 // Wakes up when the next tracked session's wait ends (acks end it sooner:
@@ -155,6 +202,8 @@ void Engine::Impl::finish() {
     timer.cancel();
     shutdown_timer.cancel();
     failsafe_timer.cancel();
+    publish_timer.cancel();
+    building.reset();
     for (auto& l : listeners) l->close();
     io.stop();
     shutdown_done.set_value();
@@ -229,6 +278,10 @@ void Engine::run() {
   // Loop not running yet: safe here. The first heartbeat window starts now.
   impl_->core.start();
   if (impl_->core.failsafe_enabled()) impl_->failsafe_tick();
+  if (impl_->publish_period > Duration{0}) {
+    impl_->publish_due = impl_->clock.now();  // the first snapshot at once
+    impl_->publish_tick();
+  }
   impl_->running = true;
   impl_->loop_done = false;
   impl_->thread = std::thread([impl = impl_.get()] {
@@ -267,6 +320,16 @@ std::vector<SessionSnapshot> Engine::sessions() {
 
 EngineStats Engine::stats() {
   return impl_->call([this] { return impl_->get_stats(); });
+}
+
+void Engine::publish_every(Duration period) {
+  std::lock_guard lk(impl_->mu);
+  if (impl_->running || impl_->thread.joinable()) return;  // before run() only
+  impl_->publish_period = std::max(period, Duration{0});
+}
+
+std::shared_ptr<const EngineSnapshot> Engine::published() const {
+  return impl_->published.get();
 }
 
 HoldResult Engine::set_hold(HoldSource source, const Selector& sel, core::Hold hold,
@@ -405,6 +468,8 @@ void Engine::stop() {
         impl->timer.cancel();
         impl->shutdown_timer.cancel();
         impl->failsafe_timer.cancel();
+        impl->publish_timer.cancel();
+        impl->building.reset();
         for (auto& l : impl->listeners) l->close();
         impl->io.stop();
       });

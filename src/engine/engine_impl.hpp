@@ -21,6 +21,7 @@
 
 #include "beacon/engine/core.hpp"
 #include "beacon/engine/engine.hpp"
+#include "beacon/engine/published.hpp"
 #include "transport_impl.hpp"
 
 namespace beacon::engine {
@@ -79,6 +80,18 @@ struct Engine::Impl {
   std::atomic<std::int64_t> alive_us{0};
   std::atomic<bool> alive_pending{false};
 
+  // Snapshot publishing (Engine::publish_every): one build at a time,
+  // chunk by chunk; `building` is null between builds.
+  core::Duration publish_period{0};
+  boost::asio::steady_timer publish_timer{io};
+  core::TimePoint publish_due{};
+  std::shared_ptr<EngineSnapshot> building;
+  std::size_t build_from = 0;
+  std::uint64_t publish_seq = 0;
+  core::TimePoint anchor_steady = clock.now();
+  std::chrono::system_clock::time_point anchor_wall = std::chrono::system_clock::now();
+  Published<EngineSnapshot> published;
+
   // Shutdown.
   boost::asio::steady_timer shutdown_timer{io};
   std::promise<void> shutdown_done;
@@ -100,6 +113,8 @@ struct Engine::Impl {
   void end_turn();
   void on_timer(std::uint64_t gen);
   void failsafe_tick();
+  void publish_tick();
+  void publish_step();
   void shutdown_tick();
   void finish();
   EngineStats get_stats();

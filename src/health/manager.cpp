@@ -65,6 +65,8 @@ struct HealthManager::Impl {
     std::uint64_t results = 0;
     std::uint64_t generation = 0;  // bumped when a probe is retired; stale callbacks check it
     std::uint64_t faults = 0;
+    std::uint64_t failures = 0;              // fail results, faults included
+    core::CheckDurationHistogram durations;  // polled runs only
     std::uint32_t consecutive_faults = 0;
     // Wall time of the last stable-state change (the first result counts).
     std::optional<std::chrono::system_clock::time_point> since;
@@ -356,6 +358,7 @@ struct HealthManager::Impl {
     r.status = Status::Fail;
     r.reason = "probe error: " + what;
     ++c.results;
+    ++c.failures;
     const Status before = c.policy.state();
     const bool changed = c.policy.force(r);
     if (changed) c.since = std::chrono::system_clock::now();
@@ -481,6 +484,8 @@ struct HealthManager::Impl {
   void feed(std::size_t i, Result r) {
     CheckRt& c = *checks_[i];
     ++c.results;
+    if (r.status == Status::Fail) ++c.failures;
+    if (!c.event_driven) c.durations.observe(r.latency);
     c.consecutive_faults = 0;
     const Status before = c.policy.state();
     const bool was_known = c.policy.known();
@@ -556,6 +561,8 @@ struct HealthManager::Impl {
       s.results = c->results;
       s.faults = c->faults;
       s.since = c->since;
+      s.failures = c->failures;
+      s.durations = c->durations;
       out.push_back(std::move(s));
     }
     return out;

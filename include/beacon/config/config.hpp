@@ -34,6 +34,9 @@ struct DaemonConfig {
   // host matches nobody). Root may always do everything.
   std::string read_group = "bfd-beacon";         // read-only commands (and the socket's group)
   std::string admin_group = "bfd-beacon-admin";  // state-changing commands
+  // Prometheus scrape endpoint "ADDR:PORT" or "[V6ADDR]:PORT" (an IP
+  // literal: the exposer binds it as given); "" disables metrics.
+  std::string metrics_listen = "127.0.0.1:9788";
   // Persistent state (maintenance.json: operator maintenance survives restarts).
   std::string state_dir = "/var/lib/bfd-beacon";
 };
@@ -188,6 +191,10 @@ struct LoadResult {
 // Parses a duration with a mandatory unit: "50ms", "300us", "1s", "1.5s".
 // Returns nullopt on a bad value.
 std::optional<core::Duration> parse_duration(std::string_view text);
+
+// "" when `text` is a valid listen address: "IPv4:PORT" or "[IPv6]:PORT",
+// port 1..65535; otherwise what is wrong with it.
+std::string listen_address_error(std::string_view text);
 
 // Neither throws: syntax errors, bad values, unknown keys and I/O failures all
 // come back in LoadResult::errors, sorted by position. A missing file gives

@@ -11,11 +11,13 @@
 // Min Echo RX = 0 and never set D; a peer in Demand mode is handled (DE-03).
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string_view>
 
+#include "beacon/core/histogram.hpp"
 #include "beacon/core/time.hpp"
 #include "beacon/core/wire.hpp"
 
@@ -83,16 +85,45 @@ struct FsmTransition {
 
 FsmTransition fsm_transition(wire::State state, FsmEvent event);
 
+// Why a session left Up (a "flap"). Count stays last.
+//  Timeout:       the detection time expired (§6.8.4, diag 1)
+//  PeerDown:      the peer signalled Down (§6.8.6, diag 3)
+//  PeerAdminDown: the peer signalled AdminDown (§6.8.6, diag 3)
+//  LocalHold:     a local hold took it down (set-state, health, shutdown,
+//                 fail-safe: SM-18, SM-22)
+enum class FlapCause : std::uint8_t { Timeout, PeerDown, PeerAdminDown, LocalHold, Count };
+inline constexpr std::size_t kFlapCauseCount = static_cast<std::size_t>(FlapCause::Count);
+// "timeout", "peer-down", "peer-admin-down", "local-hold": bfdctl, metrics.
+std::string_view flap_cause_name(FlapCause c);
+
+inline constexpr std::size_t kStateCount = 4;  // wire::State values 0..3
+
+// Every counter starts at zero and only grows. Fixed-size arrays, no
+// allocation: they are bumped on the hot path.
 struct SessionCounters {
   std::uint64_t rx_packets = 0;  // accepted by the session
   std::uint64_t tx_packets = 0;  // every packet handed out in Effects::send
-  std::uint64_t rx_dropped = 0;  // dropped by the session (steps 10-12)
+  std::uint64_t rx_dropped = 0;  // dropped by the session itself (steps 7-12)
   std::uint64_t state_changes = 0;
   std::uint64_t up_count = 0;    // transitions into Up
   std::uint64_t down_count = 0;  // transitions from Up to anything else
   std::uint64_t polls_started = 0;
   std::uint64_t finals_sent = 0;
   std::uint64_t detect_timeouts = 0;
+  // Drops by reason: the session's own (rx_dropped) plus those the engine
+  // attributes to this session (count_drop(): wrong port, TTL below the
+  // session's minimum). Indexed by wire::DropReason.
+  std::array<std::uint64_t, wire::kDropReasonCount> drops{};
+  // State transitions, [from][to], indexed by wire::State.
+  std::array<std::array<std::uint64_t, kStateCount>, kStateCount> transitions{};
+  // Transitions out of Up by cause; their sum is down_count.
+  std::array<std::uint64_t, kFlapCauseCount> flaps{};
+  // Time between two accepted packets of the peer (a peer's first packet
+  // and the first after a restart of the daemon are not gaps).
+  GapHistogram rx_gap;
+  // How late each periodic packet was handed to the transport against its
+  // scheduled deadline (0 when served early within the timer slot).
+  LatenessHistogram tx_lateness;
 };
 
 class Session {
@@ -157,6 +188,11 @@ class Session {
   // A parameter change waits for the running Poll to finish (TMR-14).
   bool poll_queued() const;
 
+  // Counts a packet the demultiplexer dropped after it had matched this
+  // session (wrong port, TTL below this session's minimum). Only the
+  // counter changes.
+  void count_drop(wire::DropReason r);
+
  private:
   // All per-session state lives inline in this one flat object, so a later
   // hand-over to a new process can serialise exactly this.
@@ -209,7 +245,8 @@ class Session {
   Duration min_gap(Duration interval) const;  // bounds of jittered()
   Duration max_gap(Duration interval) const;
   wire::ControlPacket build_packet(bool final) const;
-  void enter_state(wire::State next, int diag, std::string_view reason, TimePoint now, Effects& fx);
+  void enter_state(wire::State next, int diag, std::string_view reason, TimePoint now, Effects& fx,
+                   FlapCause cause = FlapCause::LocalHold);
   bool run_fsm(FsmEvent event, TimePoint now, Effects& fx);
   bool poll_guard_met(TimePoint now) const;
   Duration poll_guard() const;

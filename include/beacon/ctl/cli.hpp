@@ -11,6 +11,7 @@
 //   check-config FILE   the daemon's parser, locally (no daemon needed)
 //   watch [--interval DUR] [--count N] [--json]   live view (JSON lines with --json)
 //   reload [--wait] [--json]  re-read the daemon's configuration file
+//   counters [PEER] [--json]  packets, drops, transitions, flaps per session
 // Exit codes: 0 ok, 1 refused (daemon answered ok:false), 2 usage,
 // 3 daemon unreachable.
 #pragma once
@@ -49,7 +50,8 @@ struct CtlArgs {
     Groups,
     Reload,
     CheckConfig,
-    Watch
+    Watch,
+    Counters
   } command = Command::Help;
   std::string socket = kDefaultSocketPath;
   bool json = false;

@@ -57,6 +57,19 @@ class Engine {
 
   std::vector<SessionSnapshot> sessions();
   EngineStats stats();
+
+  // Periodic snapshot publishing (for metrics): every `period` from run()
+  // on, the loop copies every session in chunks of 64, one loop turn each
+  // (no turn holds the loop longer than one chunk; the time counts in
+  // EngineStats::call_max), adds the stats and publishes the whole. Call
+  // before run(); 0 (the default) publishes nothing. A build never overlaps
+  // the next: the period counts from the previous deadline, or from the end
+  // of a build that overran it.
+  void publish_every(core::Duration period);
+  // The latest published snapshot; null before the first. Any thread; never
+  // posts to or waits on the engine loop (a pointer copy under a lock held
+  // only for that copy).
+  std::shared_ptr<const EngineSnapshot> published() const;
   // Holds apply to matching sessions now and to sessions created later
   // (passive sessions re-created after a peer restart come back held).
   // Hold::None releases this source's rule for the selector. Per source the

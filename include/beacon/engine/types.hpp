@@ -4,12 +4,14 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "beacon/core/histogram.hpp"
 #include "beacon/core/session.hpp"
 #include "beacon/core/time.hpp"
 #include "beacon/core/wire.hpp"
@@ -141,6 +143,7 @@ struct SessionSnapshot {
   std::uint8_t remote_detect_mult = 0;
   core::SessionCounters counters{};
   core::Duration since_change{0};
+  core::TimePoint last_change{};  // steady clock: when the state last changed
 };
 
 struct EngineStats {
@@ -155,12 +158,17 @@ struct EngineStats {
   std::uint64_t timer_arms = 0;     // times it was (re)programmed: a system call each
   core::Duration timer_lateness_max{0};    // worst (fire time - deadline)
   core::Duration timer_lateness_total{0};  // sum, for a mean
+  core::LatenessHistogram timer_lateness;  // every fire's (fire time - deadline)
   std::uint64_t rx_errors = 0;             // recvmmsg failures other than EAGAIN
   std::uint64_t rx_kernel_drops = 0;       // dropped by the kernel: a listener's queue was full
   std::uint64_t rx_buffer_bytes = 0;       // smallest listener receive buffer in force
   std::uint64_t passive_created = 0;       // sessions created by [[accept]] rules
   std::uint64_t passive_removed = 0;       // dynamic sessions removed after going silent
-  std::uint64_t failsafe_trips = 0;        // times the health heartbeat stalled (fail-safe)
+  // Packets an [[accept]] rule matched that created no session: the rule's
+  // cap or the creation rate limit (drop reason passive_limit), or no
+  // discriminator or socket left.
+  std::uint64_t passive_refused = 0;
+  std::uint64_t failsafe_trips = 0;  // times the health heartbeat stalled (fail-safe)
   // Longest a caller's request (one chunk of a sessions read, stats, a hold)
   // held the engine loop: what a bfdctl or metrics reader costs the sessions.
   core::Duration call_max{0};
@@ -191,6 +199,20 @@ struct ReloadProgress {
   std::size_t removing = 0;  // removed sessions not yet acknowledged or timed out
   std::size_t polls = 0;     // timer changes whose Poll sequence has not completed
   bool settled() const { return removing == 0 && polls == 0; }
+};
+
+// Everything the engine publishes periodically (Engine::publish_every) for
+// readers that must never wait on the engine loop: the metrics scrape.
+struct EngineSnapshot {
+  std::vector<SessionSnapshot> sessions;  // slot order
+  EngineStats stats;
+  std::uint64_t sequence = 0;  // 1 for the first snapshot, +1 each
+  core::TimePoint taken{};     // steady clock, when the build completed
+  // One fixed pair of clock readings taken when the engine was created: a
+  // steady TimePoint t is wall time anchor_wall + (t - anchor_steady). Fixed
+  // so a session's last-change time does not move between snapshots.
+  core::TimePoint anchor_steady{};
+  std::chrono::system_clock::time_point anchor_wall{};
 };
 
 struct HoldResult {

@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "beacon/config/config.hpp"
+#include "beacon/core/histogram.hpp"
 #include "beacon/health/policy.hpp"
 
 namespace beacon::health {
@@ -67,6 +68,9 @@ struct CheckStatus {
   // Wall time of the last change of the stable state (the first result
   // counts); nullopt before the first result.
   std::optional<std::chrono::system_clock::time_point> since;
+  std::uint64_t failures = 0;  // results with status fail (faults included)
+  // Run times of a polled check (event-driven checks have none).
+  core::CheckDurationHistogram durations;
 };
 
 struct GroupStatus {

@@ -33,6 +33,7 @@ TEST(ConfigLoad, ExampleWithEveryKeyRoundTrips) {
   EXPECT_EQ(c.daemon.log_level, "info");
   EXPECT_EQ(c.daemon.read_group, "bfd-beacon");
   EXPECT_EQ(c.daemon.admin_group, "bfd-beacon-admin");
+  EXPECT_EQ(c.daemon.metrics_listen, "127.0.0.1:9788");
   EXPECT_EQ(c.bfd.params.desired_min_tx, Duration{50'000});
   EXPECT_EQ(c.bfd.params.required_min_rx, Duration{50'000});
   EXPECT_EQ(c.bfd.params.detect_mult, 3);
@@ -140,6 +141,18 @@ TEST(ConfigLoad, EmptyFileIsValid) {
   EXPECT_TRUE(c.accepts.empty());
 }
 
+TEST(ConfigLoad, MetricsListenEmptyDisablesAndV4V6Accepted) {
+  EXPECT_EQ(load_ok("[daemon]\nmetrics_listen = \"\"\n").daemon.metrics_listen, "");
+  EXPECT_EQ(load_ok("[daemon]\nmetrics_listen = \"0.0.0.0:80\"\n").daemon.metrics_listen,
+            "0.0.0.0:80");
+  EXPECT_EQ(load_ok("[daemon]\nmetrics_listen = \"[fd00::1]:65535\"\n").daemon.metrics_listen,
+            "[fd00::1]:65535");
+  EXPECT_EQ(config::listen_address_error("[::1]:9788"), "");
+  EXPECT_NE(config::listen_address_error("[::1]:"), "");
+  EXPECT_NE(config::listen_address_error(":9788"), "");
+  EXPECT_NE(config::listen_address_error("127.0.0.1:97x"), "");
+}
+
 TEST(ConfigLoad, BfdDefaultsFlowIntoSessionsAndAccepts) {
   Config c = load_ok(R"(
 [bfd]
@@ -155,6 +168,7 @@ log_level = "debug"
 control_socket = "/tmp/x.sock"
 read_group = "lb-ops"
 admin_group = "lb_admin.2"
+metrics_listen = "[::1]:19788"
 
 [[session]]
 peer = "2001:db8::1"
@@ -173,6 +187,7 @@ max_sessions = 1
   EXPECT_EQ(c.daemon.control_socket, "/tmp/x.sock");
   EXPECT_EQ(c.daemon.read_group, "lb-ops");
   EXPECT_EQ(c.daemon.admin_group, "lb_admin.2");
+  EXPECT_EQ(c.daemon.metrics_listen, "[::1]:19788");
   EXPECT_EQ(c.bfd.passive_create_per_second, 5u);
   ASSERT_EQ(c.sessions.size(), 1u);
   EXPECT_EQ(c.sessions[0].params.desired_min_tx, Duration{10'000});
@@ -321,6 +336,20 @@ const BadCase kBadCases[] = {
      "daemon.read_group: give the group's name, not its gid"},
     {"ReadGroupNotAString", "[daemon]\nread_group = 1001\n", 2, 14,
      "daemon.read_group: expected a string"},
+    {"MetricsListenNoPort", "[daemon]\nmetrics_listen = \"127.0.0.1\"\n", 2, 18,
+     "daemon.metrics_listen: missing port"},
+    {"MetricsListenBadPort", "[daemon]\nmetrics_listen = \"127.0.0.1:70000\"\n", 2, 18,
+     "port '70000' is not within 1..65535"},
+    {"MetricsListenZeroPort", "[daemon]\nmetrics_listen = \"127.0.0.1:0\"\n", 2, 18,
+     "port '0' is not within 1..65535"},
+    {"MetricsListenHostName", "[daemon]\nmetrics_listen = \"localhost:9788\"\n", 2, 18,
+     "'localhost' is not an IP address"},
+    {"MetricsListenV6NoBrackets", "[daemon]\nmetrics_listen = \"::1:9788\"\n", 2, 18,
+     "an IPv6 address needs brackets"},
+    {"MetricsListenV4Brackets", "[daemon]\nmetrics_listen = \"[127.0.0.1]:9788\"\n", 2, 18,
+     "only an IPv6 address takes brackets"},
+    {"MetricsListenNotAString", "[daemon]\nmetrics_listen = 9788\n", 2, 18,
+     "daemon.metrics_listen: expected a string"},
     // [bfd] extensions
     {"ZeroMinTtl", "[bfd]\nmultihop_min_ttl = 0\n", 2, 20, "out of range 1..255"},
     {"ZeroCreateRate", "[bfd]\npassive_create_per_second = 0\n", 2, 29, "out of range"},

@@ -47,6 +47,17 @@ void expect_matches(const json& expected, const json& actual) {
 TEST(Examples, DocumentedExchangesHold) {
   ExampleBackend backend;
   backend.sessions_ = {testing::sample_session()};
+  {
+    // counters.txt: one flap by timeout and the handshake before it.
+    auto& c = backend.sessions_[0].counters;
+    using S = core::wire::State;
+    auto at = [](S s) { return static_cast<std::size_t>(s); };
+    c.transitions[at(S::Down)][at(S::Init)] = 2;
+    c.transitions[at(S::Init)][at(S::Up)] = 2;
+    c.transitions[at(S::Up)][at(S::Down)] = 1;
+    c.flaps[static_cast<std::size_t>(core::FlapCause::Timeout)] = 1;
+    c.drops[static_cast<std::size_t>(core::wire::DropReason::BadTtl)] = 4;
+  }
   backend.stats_.rx_datagrams = 100;
   backend.stats_.tx_packets = 120;
   backend.stats_.sessions = 1;
