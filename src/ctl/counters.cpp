@@ -14,16 +14,6 @@ using core::wire::DropReason;
 using core::wire::State;
 using nlohmann::json;
 
-constexpr std::array<State, 4> kStates{State::AdminDown, State::Down, State::Init, State::Up};
-// Drops a session can be charged with (SessionCounters::drops).
-constexpr std::array<DropReason, 7> kSessionDrops{DropReason::UnknownYourDiscriminator,
-                                                  DropReason::ZeroYourDiscInitUp,
-                                                  DropReason::AuthPresentNotConfigured,
-                                                  DropReason::AuthMissing,
-                                                  DropReason::AuthFailed,
-                                                  DropReason::BadTtl,
-                                                  DropReason::WrongPort};
-
 std::string name_of(DropReason r) {
   return std::string(core::wire::drop_reason_name(r));
 }
@@ -31,11 +21,12 @@ std::string name_of(DropReason r) {
 json session_counters(const engine::SessionSnapshot& s) {
   const core::SessionCounters& c = s.counters;
   json drops = json::object();
-  for (DropReason r : kSessionDrops) drops[name_of(r)] = c.drops[static_cast<std::size_t>(r)];
+  for (DropReason r : core::kSessionDropReasons)
+    drops[name_of(r)] = c.drops[static_cast<std::size_t>(r)];
   json transitions = json::object();
-  for (State from : kStates) {
+  for (State from : core::kStates) {
     json to_map = json::object();
-    for (State to : kStates) {
+    for (State to : core::kStates) {
       if (to == from) continue;
       to_map[std::string(core::wire::state_name(to))] =
           c.transitions[static_cast<std::size_t>(from)][static_cast<std::size_t>(to)];

@@ -22,15 +22,6 @@ using core::wire::State;
 using Labels = std::vector<pm::ClientMetric::Label>;
 
 constexpr std::string_view kPrefix = "bfd_beacon_";
-constexpr std::array<State, 4> kStates{State::AdminDown, State::Down, State::Init, State::Up};
-// Drops a session can be charged with (see SessionCounters::drops).
-constexpr std::array<DropReason, 7> kSessionDrops{DropReason::UnknownYourDiscriminator,
-                                                  DropReason::ZeroYourDiscInitUp,
-                                                  DropReason::AuthPresentNotConfigured,
-                                                  DropReason::AuthMissing,
-                                                  DropReason::AuthFailed,
-                                                  DropReason::BadTtl,
-                                                  DropReason::WrongPort};
 
 double seconds(core::Duration d) {
   return std::chrono::duration<double>(d).count();
@@ -146,7 +137,7 @@ void add_sessions(const engine::EngineSnapshot& snap, std::vector<pm::MetricFami
               "How late each periodic packet left against its deadline", T::Histogram);
   for (const auto& s : snap.sessions) {
     const Labels l = session_labels(s);
-    for (State st : kStates) {
+    for (State st : core::kStates) {
       state.add(with(l, "state", state_label(st)), s.state == st ? 1 : 0);
       remote.add(with(l, "state", state_label(st)), s.remote_state == st ? 1 : 0);
     }
@@ -167,7 +158,7 @@ void add_sessions(const engine::EngineSnapshot& snap, std::vector<pm::MetricFami
     }
     sent.add(l, static_cast<double>(s.counters.tx_packets));
     received.add(l, static_cast<double>(s.counters.rx_packets));
-    for (DropReason r : kSessionDrops) {
+    for (DropReason r : core::kSessionDropReasons) {
       drops.add(with(l, "reason", std::string(core::wire::drop_reason_name(r))),
                 static_cast<double>(s.counters.drops[static_cast<std::size_t>(r)]));
     }
@@ -197,7 +188,7 @@ void add_engine(const engine::EngineSnapshot& snap, core::TimePoint now,
   Family sessions("sessions", "Sessions by local state", T::Gauge);
   std::array<std::uint64_t, 4> by_state{};
   for (const auto& s : snap.sessions) ++by_state[static_cast<std::size_t>(s.state)];
-  for (State s : kStates) {
+  for (State s : core::kStates) {
     sessions.add({{"state", state_label(s)}},
                  static_cast<double>(by_state[static_cast<std::size_t>(s)]));
   }

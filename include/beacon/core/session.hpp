@@ -97,6 +97,19 @@ inline constexpr std::size_t kFlapCauseCount = static_cast<std::size_t>(FlapCaus
 std::string_view flap_cause_name(FlapCause c);
 
 inline constexpr std::size_t kStateCount = 4;  // wire::State values 0..3
+// Every state, in wire order (for tables and metrics).
+inline constexpr std::array<wire::State, kStateCount> kStates{
+    wire::State::AdminDown, wire::State::Down, wire::State::Init, wire::State::Up};
+// The drop reasons a session can be charged with (SessionCounters::drops):
+// its own steps plus the engine's per-session rules (TTL, port).
+inline constexpr std::array<wire::DropReason, 7> kSessionDropReasons{
+    wire::DropReason::UnknownYourDiscriminator,
+    wire::DropReason::ZeroYourDiscInitUp,
+    wire::DropReason::AuthPresentNotConfigured,
+    wire::DropReason::AuthMissing,
+    wire::DropReason::AuthFailed,
+    wire::DropReason::BadTtl,
+    wire::DropReason::WrongPort};
 
 // Every counter starts at zero and only grows. Fixed-size arrays, no
 // allocation: they are bumped on the hot path.
