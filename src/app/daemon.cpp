@@ -8,8 +8,10 @@
 //  - logging: spdlog's one asynchronous writer thread (see make_logger).
 //  - ops loop: one io_context on its own thread serving the control socket
 //    and running the health manager (probes, rise/fall, group verdicts). It
-//    calls into the engine through EngineBackend and the health Sink
-//    (blocking posts); the health manager starts only once the engine runs.
+//    reads the engine's published snapshot (Engine::view, never a wait on
+//    the engine loop) and changes it through EngineBackend and the health
+//    Sink (blocking posts that return once the change is published); the
+//    health manager starts only once the engine runs.
 //    Each request and each check contains its own failures; if an exception
 //    still ends the loop, the ops thread wakes main (SIGTERM to main only),
 //    which sends the shutdown signal to every peer and exits with
@@ -213,7 +215,7 @@ int serve(const config::Config& cfg, const std::string& config_path, const sigse
                                 MaintenanceDeps{[&engine](std::vector<engine::MaintenanceScope> m) {
                                                   return engine.set_maintenance(std::move(m));
                                                 },
-                                                [&engine] { return engine.sessions(); },
+                                                [&engine] { return engine.view()->sessions; },
                                                 [&health] { return health->checks(); },
                                                 [&health] { return health->groups(); }, nullptr},
                                 log);
@@ -250,6 +252,9 @@ int serve(const config::Config& cfg, const std::string& config_path, const sigse
     return 1;
   }
 
+  // Control reads (sessions, stats, counters, status, STATUS=) come from the
+  // published snapshot whether or not metrics are served.
+  engine.publish_every(core::kOneSecond);
   engine.run();
   if (std::string rt = engine.apply_realtime(cfg.engine); !rt.empty()) {
     log->error("startup failed: [engine] {}", rt);

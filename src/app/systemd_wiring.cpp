@@ -188,7 +188,7 @@ void SystemdNotifier::evaluate(bool from_tick) {
     }
     status_dirty_ = false;
     last_status_at_ = now;
-    std::string line = status_line(engine_.sessions(), groups);
+    std::string line = status_line(engine_.view()->sessions, groups);
     if (!ready_ && !becomes_ready) line = "starting: " + line;
     if (becomes_ready) {
       ready_ = true;

@@ -136,11 +136,13 @@ std::uint32_t EngineCore::Impl::new_slot_id() {
 }
 
 void EngineCore::Impl::index_slot(const SessionSlot& s) {
+  ++view_gen;
   by_group[s.group].push_back(s.id);
   by_peer[s.peer].push_back(s.id);
 }
 
 void EngineCore::Impl::unindex_slot(const SessionSlot& s) {
+  ++view_gen;
   auto drop_id = [&](auto& index, const auto& key) {
     auto it = index.find(key);
     if (it == index.end()) return;
@@ -560,6 +562,7 @@ void EngineCore::Impl::send_packet(SessionSlot& s, const core::wire::ControlPack
 }
 
 void EngineCore::Impl::log_change(const SessionSlot& s, const core::StateChange& c) {
+  ++view_gen;
   namespace w = core::wire;
   log->info("peer {} group {}: {} -> {} diag {} ({}); remote {} diag {}", s.peer_text, s.group,
             w::state_name(c.old_state), w::state_name(c.new_state), w::diag_name(c.local_diag),
@@ -673,6 +676,10 @@ bool EngineCore::shutdown_done() const {
 
 TimePoint EngineCore::shutdown_wake() const {
   return impl_->shutdown_wake();
+}
+
+std::uint64_t EngineCore::view_generation() const {
+  return impl_->view_gen;
 }
 
 std::size_t EngineCore::session_count() const {

@@ -110,15 +110,19 @@ void EngineCore::Impl::apply_hold(SessionSlot& s, TimePoint now) {
   }
   // Source and reason may change without any change on the wire (e.g. the
   // first health verdict replacing the start-up hold with the same diag).
+  if (s.hold_source != eh.source) ++view_gen;
   s.hold_source = eh.source;
   if (eh.hold == core::Hold::None) {
+    if (!s.hold_reason.empty()) ++view_gen;
     s.hold_reason.clear();
   } else if (s.hold_reason != eh.reason) {
+    ++view_gen;
     s.hold_reason = std::move(eh.reason);
   }
   if (eh.hold == s.session->hold() && (eh.hold == core::Hold::None || eh.diag == s.hold_diag)) {
     return;
   }
+  ++view_gen;  // the hold itself is shown, with or without a state change
   s.hold_diag = eh.diag;
   carry_out(s, s.session->set_hold(eh.hold, eh.diag, now));  // SM-21: sent at once
   rearm_slot(s);

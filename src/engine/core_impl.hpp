@@ -147,6 +147,11 @@ struct EngineCore::Impl {
   core::TimePoint gc_time(const SessionSlot& s) const;
   void remove_slot(std::uint32_t id, std::string_view why);
   void delete_slot(std::uint32_t id);  // frees everything the slot holds
+  // Bumped whenever something a reader of sessions() sees changes beyond the
+  // counters: a state change, a session added or removed, a hold's source or
+  // reason. The loop republishes its snapshot when it moves.
+  std::uint64_t view_gen = 0;
+
   // ------------------------------------------------------------ reload
   ReloadResult reload(EngineOptions next);
   void start_removal(std::uint32_t id, std::string_view why, core::TimePoint now);

@@ -38,6 +38,16 @@ constexpr std::size_t kSnapshotChunk = 256;
 // smaller chunks (measured: 256 sessions held the loop ~0.7 ms on a 2-vCPU
 // VM) keep each turn well below a fast session's interval.
 constexpr std::size_t kPublishChunk = 64;
+// After a change a reader must see, the next build starts at once, but
+// builds start at most this often: a burst of changes (a flapping peer,
+// many holds) costs one build per gap, not one per change.
+constexpr Duration kRepublishGap{20'000};
+// A caller whose change is not published within this long goes on; its
+// next read sees the latest snapshot (the loop was stalled).
+constexpr std::chrono::milliseconds kPublishWait{500};
+// The engine counters alone are republished this often (a copy of one
+// struct: far cheaper than a snapshot of the sessions).
+constexpr std::chrono::milliseconds kStatsPeriod{100};
 
 }  // namespace
 
@@ -88,6 +98,7 @@ void Engine::Impl::open_listeners() {
 
 void Engine::Impl::end_turn() {
   transport_failures += transport.flush();
+  if (publish_period > Duration{0} && core.view_generation() != seen_gen) note_change(false);
   if (continuation_posted) return;  // the continuation serves and re-arms
   auto next = core.next_wakeup();
   if (!next || *next >= armed) return;  // a stale wake-up is harmless
@@ -136,15 +147,60 @@ void Engine::Impl::failsafe_tick() {
 // ================================================================ snapshots
 
 // Starts a build at publish_due; the build re-arms when it completes.
+// Re-arming for an earlier instant (request_publish) supersedes the wait.
 void Engine::Impl::publish_tick() {
+  const std::uint64_t gen = ++publish_gen;
   publish_timer.expires_at(detail::to_asio(publish_due));
-  publish_timer.async_wait([this](const boost::system::error_code& ec) {
-    if (ec) return;  // cancelled: stopping
+  publish_timer.async_wait([this, gen](const boost::system::error_code& ec) {
+    if (ec || gen != publish_gen || building) return;  // cancelled or superseded
+    last_build_start = clock.now();
+    // Changes up to here are in every chunk copied from now on.
+    seen_gen = core.view_generation();
+    build_changes = changes;
+    build_loop = Duration{0};
     building = std::make_shared<EngineSnapshot>();
     building->sessions.reserve(core.session_count());
     build_from = 0;
     publish_step();
   });
+}
+
+void Engine::Impl::stats_tick() {
+  stats_timer.expires_after(kStatsPeriod);
+  stats_timer.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;  // cancelled: stopping
+    published_stats.publish(std::make_shared<const EngineStats>(get_stats()));
+    stats_tick();
+  });
+}
+
+std::uint64_t Engine::Impl::note_change(bool force) {
+  if (publish_period <= Duration{0}) return 0;  // nothing is published
+  const std::uint64_t gen = core.view_generation();
+  if (force || gen != seen_gen) {
+    seen_gen = gen;
+    ++changes;
+    request_publish();
+  }
+  return changes;
+}
+
+void Engine::Impl::request_publish() {
+  if (building) {
+    // Chunks already copied may predate the change: one more build after.
+    republish = true;
+    return;
+  }
+  const TimePoint at = std::max(clock.now(), last_build_start + kRepublishGap);
+  if (at >= publish_due) return;  // the next build is due sooner anyway
+  publish_due = at;
+  publish_tick();
+}
+
+void Engine::Impl::wait_published(std::uint64_t seq) {
+  if (seq == 0) return;
+  std::unique_lock lk(pub_mu);
+  pub_cv.wait_for(lk, kPublishWait, [&] { return published_changes >= seq; });
 }
 
 // One chunk per loop turn: packets and timers run between two chunks.
@@ -156,7 +212,9 @@ void Engine::Impl::publish_step() {
                             std::make_move_iterator(chunk.end()));
   build_from = next;
   if (next != static_cast<std::size_t>(-1)) {
-    call_max = std::max(call_max, clock.now() - t0);
+    const Duration took = clock.now() - t0;
+    call_max = std::max(call_max, took);
+    build_loop += took;
     asio::post(io, [this] {
       if (building) publish_step();
     });
@@ -164,15 +222,29 @@ void Engine::Impl::publish_step() {
   }
   building->stats = get_stats();
   building->sequence = ++publish_seq;
+  building->changes = build_changes;
   building->taken = clock.now();
   building->anchor_steady = anchor_steady;
   building->anchor_wall = anchor_wall;
+  building->build_time = build_loop + (clock.now() - t0);
+  // The newest counters are the snapshot's: stats_view() reads this.
+  published_stats.publish(std::make_shared<const EngineStats>(building->stats));
   published.publish(std::move(building));
   building.reset();
+  {
+    std::lock_guard lk(pub_mu);
+    published_changes = build_changes;
+  }
+  pub_cv.notify_all();
   const TimePoint now = clock.now();
   call_max = std::max(call_max, now - t0);
-  publish_due += publish_period;
-  if (publish_due <= now) publish_due = now + publish_period;  // the build overran
+  if (republish || changes != build_changes) {
+    republish = false;
+    publish_due = std::max(now, last_build_start + kRepublishGap);
+  } else {
+    publish_due = last_build_start + publish_period;
+    if (publish_due <= now) publish_due = now + publish_period;  // the build overran
+  }
   publish_tick();
 }
 
@@ -203,6 +275,7 @@ void Engine::Impl::finish() {
     shutdown_timer.cancel();
     failsafe_timer.cancel();
     publish_timer.cancel();
+    stats_timer.cancel();
     building.reset();
     for (auto& l : listeners) l->close();
     io.stop();
@@ -251,6 +324,19 @@ auto Engine::Impl::call(F f) -> decltype(f()) {
   return f();
 }
 
+template <class F>
+auto Engine::Impl::change(F f, bool force) -> decltype(f()) {
+  std::uint64_t seq = 0;
+  auto r = call([&] {
+    auto out = f();
+    end_turn();
+    if (std::this_thread::get_id() == loop_id) seq = note_change(force);
+    return out;
+  });
+  wait_published(seq);
+  return r;
+}
+
 // ================================================================ Engine
 
 Engine::Engine(const config::Config& cfg, std::shared_ptr<spdlog::logger> log)
@@ -281,10 +367,12 @@ void Engine::run() {
   if (impl_->publish_period > Duration{0}) {
     impl_->publish_due = impl_->clock.now();  // the first snapshot at once
     impl_->publish_tick();
+    impl_->stats_tick();
   }
   impl_->running = true;
   impl_->loop_done = false;
   impl_->thread = std::thread([impl = impl_.get()] {
+    impl->loop_id = std::this_thread::get_id();
     // A handler that throws (only std::bad_alloc is possible) loses its own
     // work; the loop goes on so callers waiting on posted closures are served.
     for (int failures = 0; failures < 100; ++failures) {
@@ -332,43 +420,45 @@ std::shared_ptr<const EngineSnapshot> Engine::published() const {
   return impl_->published.get();
 }
 
+EngineStats Engine::stats_view() {
+  if (auto st = impl_->published_stats.get()) return *st;
+  return view()->stats;
+}
+
+std::shared_ptr<const EngineSnapshot> Engine::view() {
+  if (auto p = impl_->published.get()) return p;
+  auto snap = std::make_shared<EngineSnapshot>();
+  snap->sessions = sessions();
+  snap->stats = stats();
+  return snap;
+}
+
 HoldResult Engine::set_hold(HoldSource source, const Selector& sel, core::Hold hold,
                             std::uint8_t diag) {
   return set_hold(source, sel, hold, diag, std::string());
 }
 
+// Holds and maintenance republish only when a session shows the difference
+// (the health manager repeats unchanged verdicts); a reload always does
+// (timers and signals are shown without a state change).
 HoldResult Engine::set_hold(HoldSource source, const Selector& sel, core::Hold hold,
                             std::uint8_t diag, std::string reason) {
-  return impl_->call([&] {
-    auto r = impl_->core.set_hold(source, sel, hold, diag, std::move(reason));
-    impl_->end_turn();
-    return r;
-  });
+  return impl_->change(
+      [&] { return impl_->core.set_hold(source, sel, hold, diag, std::move(reason)); }, false);
 }
 
 HoldResult Engine::set_maintenance(std::vector<MaintenanceScope> scopes) {
-  return impl_->call([&] {
-    auto r = impl_->core.set_maintenance(std::move(scopes));
-    impl_->end_turn();
-    return r;
-  });
+  return impl_->change([&] { return impl_->core.set_maintenance(std::move(scopes)); }, false);
 }
 
 HoldResult Engine::set_hold(HoldSource source, const Selector& sel, HoldCause cause,
                             std::string reason) {
-  return impl_->call([&] {
-    auto r = impl_->core.set_hold(source, sel, cause, std::move(reason));
-    impl_->end_turn();
-    return r;
-  });
+  return impl_->change([&] { return impl_->core.set_hold(source, sel, cause, std::move(reason)); },
+                       false);
 }
 
 ReloadResult Engine::reload(const config::Config& cfg) {
-  return impl_->call([&] {
-    auto r = impl_->core.reload(EngineOptions::from(cfg));
-    impl_->end_turn();
-    return r;
-  });
+  return impl_->change([&] { return impl_->core.reload(EngineOptions::from(cfg)); }, true);
 }
 
 ReloadProgress Engine::reload_progress() {
@@ -469,6 +559,7 @@ void Engine::stop() {
         impl->shutdown_timer.cancel();
         impl->failsafe_timer.cancel();
         impl->publish_timer.cancel();
+        impl->stats_timer.cancel();
         impl->building.reset();
         for (auto& l : impl->listeners) l->close();
         impl->io.stop();

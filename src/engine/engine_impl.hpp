@@ -91,6 +91,26 @@ struct Engine::Impl {
   core::TimePoint anchor_steady = clock.now();
   std::chrono::system_clock::time_point anchor_wall = std::chrono::system_clock::now();
   Published<EngineSnapshot> published;
+  // Republishing on change (request_publish): `changes` counts changes a
+  // reader must see (engine thread); `seen_gen` is the core's view
+  // generation last accounted for; `build_changes` what the running build
+  // reflects; `republish` asks for another build once it ends; `publish_gen`
+  // tells a superseded timer wait from the current one.
+  std::uint64_t changes = 0;
+  std::uint64_t seen_gen = 0;
+  std::uint64_t build_changes = 0;
+  bool republish = false;
+  std::uint64_t publish_gen = 0;
+  core::TimePoint last_build_start{};
+  core::Duration build_loop{0};  // loop time the running build has taken so far
+  // The engine counters alone (O(1) to copy), republished every 100 ms
+  // while publishing is on, so `stats` reads are never more than that old.
+  Published<EngineStats> published_stats;
+  boost::asio::steady_timer stats_timer{io};
+  // Published change sequence, for callers waiting in wait_published().
+  std::mutex pub_mu;
+  std::condition_variable pub_cv;
+  std::uint64_t published_changes = 0;  // guarded by pub_mu
 
   // Shutdown.
   boost::asio::steady_timer shutdown_timer{io};
@@ -115,12 +135,28 @@ struct Engine::Impl {
   void failsafe_tick();
   void publish_tick();
   void publish_step();
+  // Engine thread. Counts a change if the core's view moved (or `force`) and
+  // then makes sure a build starts soon; returns the change sequence a
+  // reader must wait for.
+  std::uint64_t note_change(bool force);
+  void request_publish();
+  void stats_tick();
+  // Caller thread: waits (bounded) until a snapshot reflecting change `seq`
+  // is published. 0 means nothing to wait for.
+  void wait_published(std::uint64_t seq);
   void shutdown_tick();
   void finish();
   EngineStats get_stats();
 
   template <class F>
   auto call(F f) -> decltype(f());
+  // call() for a change a reader must see: after `f` (and end_turn) the loop
+  // counts the change (always with `force`, else only if the core's view
+  // moved), and the caller waits until a snapshot that has it is published,
+  // so any read after this returns, by this client or another, sees it.
+  template <class F>
+  auto change(F f, bool force) -> decltype(f());
+  std::thread::id loop_id;  // written by the loop thread before io.run()
 };
 
 }  // namespace beacon::engine

@@ -3,8 +3,9 @@
 // its handlers are unit-tested with a fake; EngineBackend (engine_backend.hpp)
 // adapts engine::Engine for the daemon.
 //
-// Thread: every method is called on the ops loop thread. Implementations may
-// block briefly (the engine adapter waits for the engine loop to answer).
+// Thread: every method is called on the ops loop thread. Reads must not wait
+// on the engine loop (the engine adapter reads its published snapshot);
+// set_hold may block briefly (the engine applies it and publishes).
 #pragma once
 
 #include <cstdint>

@@ -191,6 +191,10 @@ class EngineCore {
   ReloadProgress reload_progress() const;
 
   // --- reads
+  // Moves whenever what sessions() shows changes beyond its counters (a
+  // state change, a session added or removed, a hold's source or reason);
+  // the loop compares it after each turn to republish promptly.
+  std::uint64_t view_generation() const;
   std::size_t session_count() const;
   // Snapshots of the sessions in slot order from `from` on, at most `max`;
   // `next` is where the following chunk starts, SIZE_MAX when done. Reading

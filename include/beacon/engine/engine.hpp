@@ -4,8 +4,10 @@
 //
 // Thread model: every public method below is safe to call from any other
 // thread (the ops loop, main). They post to the engine loop and, where they
-// return a value, block the caller until the engine loop has answered. None
-// may be called from the engine thread itself.
+// return a value, block the caller until the engine loop has answered,
+// except the readers of what the loop publishes (published(), view(),
+// stats_view()), which never wait on it. None may be called from the engine
+// thread itself.
 #pragma once
 
 #include <spdlog/logger.h>
@@ -58,18 +60,34 @@ class Engine {
   std::vector<SessionSnapshot> sessions();
   EngineStats stats();
 
-  // Periodic snapshot publishing (for metrics): every `period` from run()
+  // Periodic snapshot publishing (for metrics and view()): every `period` from run()
   // on, the loop copies every session in chunks of 64, one loop turn each
   // (no turn holds the loop longer than one chunk; the time counts in
   // EngineStats::call_max), adds the stats and publishes the whole. Call
   // before run(); 0 (the default) publishes nothing. A build never overlaps
-  // the next: the period counts from the previous deadline, or from the end
-  // of a build that overran it.
+  // the next: the period counts from the previous build's start, or from
+  // the end of a build that overran it. A change a reader must see (see
+  // view()) starts a build early, at most one per 20 ms.
   void publish_every(core::Duration period);
   // The latest published snapshot; null before the first. Any thread; never
   // posts to or waits on the engine loop (a pointer copy under a lock held
   // only for that copy).
   std::shared_ptr<const EngineSnapshot> published() const;
+  // What the ops side reads (control commands, STATUS=): the latest
+  // published snapshot, never a wait on the engine loop. Fresh after a
+  // change: set_hold, set_maintenance and reload return only once a snapshot
+  // that shows their effect is published (or after 500 ms if the loop is
+  // stalled), and a state change, a session added or removed, or a hold's
+  // new reason is republished within ~20 ms (builds start at most every
+  // 20 ms, in chunks of 64 sessions). Packet counters may be up to one
+  // period old. Only when nothing is published (publish_every not called,
+  // or before the first build) does it fall back to sessions() + stats(),
+  // which wait on the loop.
+  std::shared_ptr<const EngineSnapshot> view();
+  // The engine counters for the ops side: published every 100 ms (and with
+  // each snapshot) while publishing is on, so at most ~100 ms old; never a
+  // wait on the loop. Falls back like view().
+  EngineStats stats_view();
   // Holds apply to matching sessions now and to sessions created later
   // (passive sessions re-created after a peer restart come back held).
   // Hold::None releases this source's rule for the selector. Per source the

@@ -207,7 +207,12 @@ struct EngineSnapshot {
   std::vector<SessionSnapshot> sessions;  // slot order
   EngineStats stats;
   std::uint64_t sequence = 0;  // 1 for the first snapshot, +1 each
-  core::TimePoint taken{};     // steady clock, when the build completed
+  // The engine's change sequence (Engine::change_sequence) when the build
+  // started: every change up to it is in this snapshot.
+  std::uint64_t changes = 0;
+  // Loop time its chunks took together (each chunk is one loop turn).
+  core::Duration build_time{0};
+  core::TimePoint taken{};  // steady clock, when the build completed
   // One fixed pair of clock readings taken when the engine was created: a
   // steady TimePoint t is wall time anchor_wall + (t - anchor_steady). Fixed
   // so a session's last-change time does not move between snapshots.
