@@ -228,11 +228,12 @@ HoldResult EngineCore::Impl::set_rule(HoldSource source, const Selector& sel,
     }
   }
   if (source != HoldSource::Shutdown) {
-    log->info("hold {} {} {}: {} ({} sessions){}{}", hold_source_name(source),
-              sel.kind == Selector::Kind::All     ? "all"
-              : sel.kind == Selector::Kind::Group ? "group"
-                                                  : "peer",
-              sel.value, what, r.matched, reason.empty() ? "" : ": ", reason);
+    // "all" has no value: no trailing blank before the colon.
+    const std::string scope = sel.kind == Selector::Kind::All     ? std::string("all")
+                              : sel.kind == Selector::Kind::Group ? "group " + sel.value
+                                                                  : "peer " + sel.value;
+    log->info("hold {} {}: {} ({} sessions){}{}", hold_source_name(source), scope, what, r.matched,
+              reason.empty() ? "" : ": ", reason);
   }
   return r;
 }
