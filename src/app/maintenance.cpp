@@ -12,14 +12,14 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "beacon/util/errno_text.hpp"
+
 namespace beacon::app {
 namespace {
 
 using nlohmann::json;
 
-std::string errno_text(int e) {
-  return std::strerror(e);
-}
+using util::errno_text;
 
 // A file write that retries short writes and EINTR.
 bool write_all(int fd, const std::string& s) {

@@ -6,6 +6,8 @@
 #include <array>
 #include <charconv>
 
+#include "beacon/util/address_text.hpp"
+#include "beacon/util/ifindex.hpp"
 #include "config_impl.hpp"
 
 namespace beacon::config::detail {
@@ -13,7 +15,7 @@ namespace beacon::config::detail {
 namespace ip = boost::asio::ip;
 
 bool is_link_local(const ip::address& a) {
-  return a.is_v6() && a.to_v6().is_link_local();
+  return util::is_link_local(a);
 }
 
 namespace {
@@ -130,7 +132,7 @@ bool valid_group_name(std::string_view name) {
 }
 
 unsigned interface_index(const std::string& name) {
-  return ::if_nametoindex(name.c_str());
+  return util::interface_index(name);
 }
 
 }  // namespace beacon::config::detail

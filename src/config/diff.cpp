@@ -7,6 +7,9 @@
 #include <functional>
 #include <map>
 
+#include "beacon/util/address_text.hpp"
+#include "beacon/util/duration_text.hpp"
+
 namespace beacon::config {
 namespace {
 
@@ -21,9 +24,9 @@ std::string quoted(const std::string& s) {
   return "\"" + s + "\"";
 }
 
+// Reload messages name durations in ms (or us when not whole).
 std::string duration_text(core::Duration d) {
-  if (d.count() % 1000 != 0) return std::to_string(d.count()) + "us";
-  return std::to_string(d.count() / 1000) + "ms";
+  return util::duration_ms_text(d);
 }
 
 std::string count_list(const std::vector<std::pair<std::size_t, std::string>>& parts,
@@ -99,7 +102,7 @@ SessionKey session_key(const SessionSpec& s) {
 std::string session_key_text(const SessionKey& k) {
   std::string out = k.peer.to_string();
   if (!k.interface.empty() && out.find('%') == std::string::npos) {
-    out += (k.peer.is_v6() && k.peer.to_v6().is_link_local() ? "%" : " dev ") + k.interface;
+    out += (util::is_link_local(k.peer) ? "%" : " dev ") + k.interface;
   }
   if (k.multihop) {
     out += " (multihop" + (k.local ? " from " + k.local->to_string() : std::string()) + ")";

@@ -4,6 +4,7 @@
 // few seconds, and "1m" is too easily read as milliseconds.
 #include <cstdint>
 
+#include "beacon/util/duration_text.hpp"
 #include "config_impl.hpp"
 
 namespace beacon::config::detail {
@@ -92,10 +93,7 @@ std::optional<core::Duration> parse_duration_detail(std::string_view text, std::
 }
 
 std::string format_duration(core::Duration d) {
-  const std::int64_t us = d.count();
-  if (us != 0 && us % 1'000'000 == 0) return std::to_string(us / 1'000'000) + "s";
-  if (us != 0 && us % 1'000 == 0) return std::to_string(us / 1'000) + "ms";
-  return std::to_string(us) + "us";
+  return util::duration_exact_text(d);
 }
 
 }  // namespace beacon::config::detail

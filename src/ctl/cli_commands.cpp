@@ -9,6 +9,7 @@
 #include <ostream>
 
 #include "beacon/config/config.hpp"
+#include "beacon/util/address_text.hpp"
 #include "cli_impl.hpp"
 
 namespace beacon::ctl {
@@ -51,7 +52,7 @@ std::string check_peer_filter(const std::string& text) {
   }
   boost::system::error_code ec;
   auto a = boost::asio::ip::make_address(addr, ec);
-  if (!ec && (!scoped || (a.is_v6() && a.to_v6().is_link_local()))) return {};
+  if (!ec && (!scoped || util::is_link_local(a))) return {};
   return "unexpected argument " + text +
          " (sessions takes one optional peer address, e.g. 198.18.0.1 or fe80::1%veth0)";
 }

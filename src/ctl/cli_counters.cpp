@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "beacon/ctl/counters.hpp"
+#include "beacon/ctl/style.hpp"
 
 namespace beacon::ctl {
 namespace {
@@ -29,21 +30,11 @@ std::uint64_t count_of(const json& v) {
   return v.is_number_unsigned() ? v.get<std::uint64_t>() : 0;
 }
 
+// The first row is the header; the layout is every bfdctl table's.
 std::string aligned(const Rows& rows) {
-  std::vector<std::size_t> width;
-  for (const auto& r : rows) {
-    width.resize(std::max(width.size(), r.size()));
-    for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
-  }
-  std::string out;
-  for (const auto& r : rows) {
-    for (std::size_t i = 0; i < r.size(); ++i) {
-      out += r[i];
-      if (i + 1 < r.size()) out += std::string(width[i] - r[i].size() + 2, ' ');
-    }
-    out += "\n";
-  }
-  return out;
+  Table t;
+  for (const auto& r : rows) t.add(r);
+  return t.render();
 }
 
 const json& member(const json& obj, const char* key) {

@@ -12,6 +12,7 @@
 
 #include "beacon/config/config.hpp"
 #include "beacon/ctl/cli_ops.hpp"
+#include "beacon/ctl/style.hpp"
 
 namespace beacon::ctl {
 namespace {
@@ -134,8 +135,9 @@ std::string paint(const std::string& text, const char* code, bool color) {
   return std::string("\x1b[") + code + "m" + text + "\x1b[0m";
 }
 
-// Aligned columns; colour codes are added after padding, so widths hold.
-struct Table {
+// Cells with an SGR code each (nullptr: plain), laid out by the shared Table,
+// which measures cells without their escapes.
+struct ColourTable {
   std::vector<std::vector<std::string>> rows;
   std::vector<std::vector<const char*>> colors;
   void add(std::vector<std::string> r, std::vector<const char*> c = {}) {
@@ -144,24 +146,15 @@ struct Table {
     colors.push_back(std::move(c));
   }
   std::string render(bool color) const {
-    std::vector<std::size_t> w;
-    for (const auto& r : rows) {
-      w.resize(std::max(w.size(), r.size()), 0);
-      for (std::size_t i = 0; i < r.size(); ++i) w[i] = std::max(w[i], r[i].size());
-    }
-    std::string out;
+    Table t;
     for (std::size_t k = 0; k < rows.size(); ++k) {
-      std::string line;
+      std::vector<std::string> cells;
       for (std::size_t i = 0; i < rows[k].size(); ++i) {
-        std::string cell = rows[k][i];
-        const bool last = i + 1 == rows[k].size();
-        if (!last) cell.resize(w[i], ' ');
-        line += colors[k][i] ? paint(cell, colors[k][i], color) : cell;
-        if (!last) line += "  ";
+        cells.push_back(colors[k][i] ? paint(rows[k][i], colors[k][i], color) : rows[k][i]);
       }
-      out += line + "\n";
+      t.add(std::move(cells));
     }
-    return out;
+    return t.render();
   }
 };
 
@@ -388,9 +381,9 @@ std::string format_status(const json& s, bool color) {
     out += "sessions: " + str(s["sessions"], "up") + "/" + str(s["sessions"], "total") + " up\n";
   }
   out += "\n";
-  Table g;
+  ColourTable g;
   g.add({"GROUP", "SIGNAL", "UP/TOTAL", "VERDICT", "MAINTENANCE", "WHY NOT"});
-  Table c;
+  ColourTable c;
   c.add({"CHECK", "GROUP", "STATE", "LAST", "LATENCY", "SINCE", "REASON"});
   bool any_check = false;
   for (const auto& grp : s.value("groups", json::array())) {

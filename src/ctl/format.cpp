@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "beacon/util/duration_text.hpp"
+
 namespace beacon::ctl {
 namespace {
 
@@ -76,13 +78,7 @@ std::string signals_cell(const json& s) {
 }  // namespace
 
 std::string format_interval_us(std::int64_t us) {
-  if (us <= 0) return "-";
-  if (us < 1000) return std::to_string(us) + "us";
-  if (us < 1'000'000) {
-    if (us % 1000 == 0) return std::to_string(us / 1000) + "ms";
-    return fixed(static_cast<double>(us) / 1000.0, 3) + "ms";
-  }
-  return fixed(static_cast<double>(us) / 1e6, 3) + "s";
+  return util::interval_text(us);
 }
 
 std::string format_age_ms(std::int64_t ms) {

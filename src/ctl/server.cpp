@@ -25,15 +25,16 @@
 #include <system_error>
 #include <utility>
 
+#include "beacon/util/errno_text.hpp"
+
 namespace beacon::ctl {
 namespace {
 
 namespace asio = boost::asio;
 using stream = asio::local::stream_protocol;
 
-std::string errno_text(int err) {
-  return std::error_code(err, std::system_category()).message();
-}
+// The system category's message is strerror's text.
+using util::errno_text;
 
 enum class Probe { Absent, Stale, Live, NotSocket, Error };
 

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <string>
 
+#include "beacon/util/address_text.hpp"
 #include "core_impl.hpp"
 
 namespace beacon::engine {
@@ -28,38 +29,11 @@ constexpr Duration kDropLogInterval{1'000'000};
 // Random initial phase: 100 us per configured session, up to the 1 s slow rate.
 constexpr std::int64_t kPhasePerSessionUs = 100;
 
-asio::ip::address with_scope(asio::ip::address a, unsigned ifindex) {
-  if (ifindex != 0 && a.is_v6() && a.to_v6().is_link_local() && a.to_v6().scope_id() == 0) {
-    auto v6 = a.to_v6();
-    v6.scope_id(ifindex);
-    return v6;
-  }
-  return a;
-}
+using util::with_scope;
 
 }  // namespace
 
 // ================================================================ helpers
-
-namespace detail {
-
-asio::ip::address without_scope(const asio::ip::address& a) {
-  if (a.is_v6() && a.to_v6().scope_id() != 0) {
-    return asio::ip::address_v6(a.to_v6().to_bytes());
-  }
-  return a;
-}
-
-std::string address_text(const asio::ip::address& a, const std::string& interface) {
-  auto plain = without_scope(a).to_string();
-  if (a.is_v6() && a.to_v6().is_link_local()) {
-    if (!interface.empty()) return plain + "%" + interface;
-    if (a.to_v6().scope_id() != 0) return plain + "%" + std::to_string(a.to_v6().scope_id());
-  }
-  return plain;
-}
-
-}  // namespace detail
 
 EngineOptions EngineOptions::from(const config::Config& cfg) {
   EngineOptions o;

@@ -13,6 +13,7 @@
 // verdict for one group touches that group's sessions, not every session.
 #include <fmt/format.h>
 
+#include "beacon/util/duration_text.hpp"
 #include "core_impl.hpp"
 
 namespace beacon::engine {
@@ -28,10 +29,7 @@ constexpr const char* kStartupReason = "waiting for first health verdict";
 
 // "1.2s" from one second on, "250ms" below.
 std::string duration_text(Duration d) {
-  if (d >= core::kOneSecond) {
-    return fmt::format("{:.1f}s", std::chrono::duration<double>(d).count());
-  }
-  return fmt::format("{}ms", std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+  return util::duration_short_text(d);
 }
 
 bool no_peer_in_group(const detail::PeerMatch&, const std::string&) {
@@ -234,11 +232,12 @@ HoldResult EngineCore::Impl::set_rule(HoldSource source, const Selector& sel,
     }
   }
   if (source != HoldSource::Shutdown) {
-    log->info("hold {} {} {}: {} ({} sessions){}{}", hold_source_name(source),
-              sel.kind == Selector::Kind::All     ? "all"
-              : sel.kind == Selector::Kind::Group ? "group"
-                                                  : "peer",
-              sel.value, what, r.matched, reason.empty() ? "" : ": ", reason);
+    // "all" has no value: no trailing blank before the colon.
+    const std::string scope = sel.kind == Selector::Kind::All     ? std::string("all")
+                              : sel.kind == Selector::Kind::Group ? "group " + sel.value
+                                                                  : "peer " + sel.value;
+    log->info("hold {} {}: {} ({} sessions){}{}", hold_source_name(source), scope, what, r.matched,
+              reason.empty() ? "" : ": ", reason);
   }
   return r;
 }

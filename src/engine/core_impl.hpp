@@ -20,6 +20,7 @@
 #include "beacon/engine/core.hpp"
 #include "beacon/engine/demux.hpp"
 #include "beacon/engine/scheduler.hpp"
+#include "beacon/util/address_text.hpp"
 #include "holds_impl.hpp"
 
 namespace beacon::engine {
@@ -39,9 +40,9 @@ inline std::uint8_t default_diag(core::Hold h, std::uint8_t diag) {
   return 0;
 }
 
-boost::asio::ip::address without_scope(const boost::asio::ip::address& a);
+using util::without_scope;
 // "198.18.0.1", "fe80::1%veth0" (scope by interface name when known).
-std::string address_text(const boost::asio::ip::address& a, const std::string& interface);
+using util::address_text;
 
 // One session and what the core knows of its path.
 struct SessionSlot {

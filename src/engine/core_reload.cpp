@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "beacon/util/duration_text.hpp"
 #include "core_impl.hpp"
 
 namespace beacon::engine {
@@ -38,8 +39,7 @@ bool no_peer_in_group(const detail::PeerMatch&, const std::string&) {
 }
 
 std::string us_text(Duration d) {
-  return d.count() % 1000 == 0 ? fmt::format("{}ms", d.count() / 1000)
-                               : fmt::format("{}us", d.count());
+  return util::duration_ms_text(d);
 }
 
 // "desired_min_tx 100ms -> 200ms, detect_mult 3 -> 5": only what changed.

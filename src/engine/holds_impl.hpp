@@ -23,6 +23,7 @@
 
 #include "beacon/core/session.hpp"
 #include "beacon/engine/engine.hpp"
+#include "beacon/util/address_text.hpp"
 
 namespace beacon::engine::detail {
 
@@ -79,7 +80,7 @@ inline std::optional<PeerMatch> parse_peer_selector(std::string_view text, std::
   }
   boost::system::error_code ec;
   m.addr = boost::asio::ip::make_address(std::string(addr), ec);
-  if (ec || (!m.scope.empty() && !(m.addr.is_v6() && m.addr.to_v6().is_link_local()))) {
+  if (ec || (!m.scope.empty() && !util::is_link_local(m.addr))) {
     error = "invalid peer address \"" + std::string(text) + "\"";
     return std::nullopt;
   }

@@ -16,6 +16,7 @@
 
 #include "beacon/core/wire.hpp"
 #include "beacon/engine/engine.hpp"
+#include "beacon/util/errno_text.hpp"
 #include "transport_impl.hpp"
 
 namespace beacon::engine::detail {
@@ -27,9 +28,7 @@ constexpr int kMaxBatchesPerWake = 8;  // then yield to timers and other sockets
 // receive buffer's worth (8 MiB of ~1 KiB datagrams) at most.
 constexpr int kMaxBatchesAfterStall = 256;
 
-std::string errno_text(int e) {
-  return std::strerror(e);
-}
+using util::errno_text;
 
 std::string endpoint_text(const asio::ip::address& a, std::uint16_t port) {
   if (a.is_v6()) return "[" + a.to_string() + "]:" + std::to_string(port);
@@ -79,17 +78,6 @@ asio::ip::address from_in6(const in6_addr& a) {
 }  // namespace
 
 // ---------------------------------------------------------------- helpers
-
-unsigned interface_index(const std::string& name) {
-  if (name.empty() || name.size() >= IF_NAMESIZE) return 0;
-  return ::if_nametoindex(name.c_str());
-}
-
-std::string interface_name(unsigned ifindex) {
-  char buf[IF_NAMESIZE] = {};
-  if (ifindex == 0 || ::if_indextoname(ifindex, buf) == nullptr) return {};
-  return buf;
-}
 
 // ---------------------------------------------------------------- RxBatch
 

@@ -39,6 +39,8 @@
 #include <vector>
 
 #include "beacon/engine/core.hpp"
+#include "beacon/util/address_text.hpp"
+#include "beacon/util/ifindex.hpp"
 
 namespace beacon::engine::detail {
 
@@ -211,10 +213,9 @@ class SocketTransport final : public Transport {
 };
 
 // Helpers shared with the engine.
-asio::ip::address without_scope(const asio::ip::address& a);
-// Returns 0 when the interface does not exist.
-unsigned interface_index(const std::string& name);
-std::string interface_name(unsigned ifindex);  // "" if unknown
+using util::interface_index;  // 0 when the interface does not exist
+using util::interface_name;   // "" if unknown
+using util::without_scope;
 
 inline constexpr int kDscpCs6Tos = 0xC0;  // DSCP CS6 (48) << 2
 inline constexpr int kSendTtl = 255;      // SH-06, MH-01

@@ -17,12 +17,11 @@
 #include <utility>
 
 #include "beacon/health/probe.hpp"
+#include "beacon/util/errno_text.hpp"
 
 namespace beacon::health::detail {
 
-inline std::string errno_text(int err) {
-  return std::strerror(err);
-}
+using util::errno_text;
 
 // "/a/b/c" -> {"/a/b", "c"}; "c" -> {".", "c"}; "/c" -> {"/", "c"}.
 // Trailing slashes are stripped first.
