@@ -116,16 +116,13 @@ std::string first_line(const std::string& out) {
   return line;
 }
 
-class ExecImpl : public std::enable_shared_from_this<ExecImpl> {
+class ExecImpl : public std::enable_shared_from_this<ExecImpl>, public detail::PolledRun<ExecImpl> {
  public:
   ExecImpl(const boost::asio::any_io_executor& io, const config::CheckSpec& spec)
-      : io_(io), spec_(spec), timeout_(detail::effective_timeout(spec)), deadline_(io) {}
+      : PolledRun(io, spec), spec_(spec) {}
 
   void run(ResultFn done) {
-    if (done_) finish(Status::Fail, "superseded");
-    ++generation_;
-    started_ = std::chrono::steady_clock::now();
-    done_ = std::move(done);
+    begin_run(std::move(done));
     if (spec_.command.empty() || spec_.command[0].empty())
       return post_fail("no command configured");
     std::string error;
@@ -133,24 +130,16 @@ class ExecImpl : public std::enable_shared_from_this<ExecImpl> {
     if (!child_) return post_fail("cannot run " + spec_.command[0] + ": " + error);
     const auto gen = generation_;
     auto self = shared_from_this();
-    deadline_.expires_after(timeout_);
-    deadline_.async_wait([self, gen](boost::system::error_code ec) {
-      if (ec || gen != self->generation_) return;
-      self->finish(Status::Fail, "timeout after " + detail::ms_text(self->timeout_));
-    });
+    arm_deadline();
     read_output(child_, gen);
     wait_exit(child_, [self, gen, c = child_] {
       if (gen == self->generation_) self->on_exit(c);
     });
   }
 
-  void cancel() {
-    ++generation_;
-    done_ = nullptr;
-    drop_child();
-  }
-
  private:
+  friend class detail::PolledRun<ExecImpl>;
+
   std::shared_ptr<Child> spawn(std::string& error) {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) {
@@ -238,54 +227,21 @@ class ExecImpl : public std::enable_shared_from_this<ExecImpl> {
     finish(ok ? Status::Pass : Status::Fail, std::move(reason));
   }
 
-  void post_fail(std::string reason) {
-    asio::post(io_, [self = shared_from_this(), gen = generation_, reason = std::move(reason)] {
-      if (gen == self->generation_) self->finish(Status::Fail, reason);
-    });
-  }
-
-  void drop_child() {
-    deadline_.cancel();
+  // PolledRun hook: the child of the run ends with it.
+  void stop_io() {
     if (child_) abandon(child_);
     child_.reset();
   }
 
-  void finish(Status status, std::string reason) {
-    ++generation_;
-    drop_child();
-    ResultFn done = std::move(done_);
-    done_ = nullptr;
-    if (done) done(Result{status, std::move(reason), detail::since(started_), {}, false});
-  }
-
-  asio::any_io_executor io_;
   config::CheckSpec spec_;
-  core::Duration timeout_;
-  asio::steady_timer deadline_;
   std::shared_ptr<Child> child_;
-  ResultFn done_;
-  std::uint64_t generation_ = 0;
-  std::chrono::steady_clock::time_point started_{};
-};
-
-class ExecProbe final : public Probe {
- public:
-  ExecProbe(const boost::asio::any_io_executor& io, const config::CheckSpec& spec)
-      : impl_(std::make_shared<ExecImpl>(io, spec)) {}
-  ~ExecProbe() override { impl_->cancel(); }
-
-  void run(ResultFn done) override { impl_->run(std::move(done)); }
-  void cancel() override { impl_->cancel(); }
-
- private:
-  std::shared_ptr<ExecImpl> impl_;
 };
 
 }  // namespace
 
 std::unique_ptr<Probe> make_exec_probe(const boost::asio::any_io_executor& io,
                                        const config::CheckSpec& spec) {
-  return std::make_unique<ExecProbe>(io, spec);
+  return std::make_unique<detail::PolledProbe<ExecImpl>>(io, spec);
 }
 
 }  // namespace beacon::health

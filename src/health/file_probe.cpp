@@ -42,8 +42,8 @@ constexpr std::uint32_t kDirMask = IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVE
 
 class FileWatcher : public std::enable_shared_from_this<FileWatcher> {
  public:
-  FileWatcher(const boost::asio::any_io_executor& io, std::string path)
-      : io_(io), path_(std::move(path)), inotify_(io), timer_(io) {
+  FileWatcher(const boost::asio::any_io_executor& io, const config::CheckSpec& spec)
+      : io_(io), path_(spec.path), inotify_(io), timer_(io) {
     std::tie(dir_, base_) = detail::split_path(path_);
   }
 
@@ -194,25 +194,11 @@ class FileWatcher : public std::enable_shared_from_this<FileWatcher> {
   bool stopped_ = false;
 };
 
-class FileProbe final : public Probe {
- public:
-  FileProbe(const boost::asio::any_io_executor& io, const config::CheckSpec& spec)
-      : w_(std::make_shared<FileWatcher>(io, spec.path)) {}
-  ~FileProbe() override { w_->cancel(); }
-  void run(ResultFn done) override { w_->run(std::move(done)); }
-  bool event_driven() const override { return true; }
-  void watch(ResultFn on_change) override { w_->watch(std::move(on_change)); }
-  void cancel() override { w_->cancel(); }
-
- private:
-  std::shared_ptr<FileWatcher> w_;
-};
-
 }  // namespace
 
 std::unique_ptr<Probe> make_file_probe(const boost::asio::any_io_executor& io,
                                        const config::CheckSpec& spec) {
-  return std::make_unique<FileProbe>(io, spec);
+  return std::make_unique<detail::EventProbe<FileWatcher>>(io, spec);
 }
 
 }  // namespace beacon::health

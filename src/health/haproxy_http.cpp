@@ -37,24 +37,47 @@ void global_init_once() {
   (void)rc;
 }
 
-using detail::effective_timeout;
 using detail::ms_text;
 
 // A retry needs at least 10 ms of the timeout left to be worth starting.
 constexpr core::Duration kRetryMinBudget{10'000};
 
-class HttpImpl : public std::enable_shared_from_this<HttpImpl> {
+class HttpImpl : public std::enable_shared_from_this<HttpImpl>, public detail::PolledRun<HttpImpl> {
  public:
+  // A failed initialisation leaves multi_ or easy_ null; every run then
+  // fails with "curl initialisation failed".
   HttpImpl(const boost::asio::any_io_executor& io, const config::CheckSpec& spec)
-      : io_(io), spec_(spec), timeout_(effective_timeout(spec)), timer_(io), retry_timer_(io) {}
+      : PolledRun(io, spec), spec_(spec), timer_(io), retry_timer_(io) {
+    init();
+  }
 
+  // Only weak references to this object are held by handlers, so the
+  // facade's release ends the curl handles here.
   ~HttpImpl() { shutdown(); }
 
-  bool init() {
+  void run(ResultFn done) {
+    begin_run(std::move(done));
+    retries_ = 0;
+    retry_timer_.cancel();
+    if (multi_ == nullptr || easy_ == nullptr) return post_fail("curl initialisation failed");
+    if (spec_.url.empty()) return post_fail("no url configured");
+    start_transfer(timeout_);
+  }
+
+  // Drops the outstanding transfer; no callback runs afterwards.
+  void cancel() {
+    PolledRun::cancel();
+    timer_.cancel();
+  }
+
+ private:
+  friend class detail::PolledRun<HttpImpl>;
+
+  void init() {
     global_init_once();
     multi_ = curl_multi_init();
     easy_ = curl_easy_init();
-    if (multi_ == nullptr || easy_ == nullptr) return false;
+    if (multi_ == nullptr || easy_ == nullptr) return;
     curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &HttpImpl::on_socket);
     curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
     curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &HttpImpl::on_timer);
@@ -69,30 +92,11 @@ class HttpImpl : public std::enable_shared_from_this<HttpImpl> {
     curl_easy_setopt(easy_, CURLOPT_USERAGENT, "bfd-beacon");
     curl_easy_setopt(easy_, CURLOPT_WRITEFUNCTION, &HttpImpl::discard_body);
     curl_easy_setopt(easy_, CURLOPT_ERRORBUFFER, errbuf_);
-    return true;
   }
 
-  void run(ResultFn done) {
-    if (done_) {
-      detach_easy();
-      finish(Result{Status::Fail, "superseded", elapsed(), {}, false});
-    }
-    ++generation_;
-    started_ = steady_clock::now();
-    done_ = std::move(done);
-    retries_ = 0;
-    retry_timer_.cancel();
-    if (multi_ == nullptr || easy_ == nullptr) return post_fail("curl initialisation failed");
-    if (spec_.url.empty()) return post_fail("no url configured");
-    start_transfer(timeout_);
-  }
-
-  // Drops the outstanding transfer; no callback runs afterwards.
-  void cancel() {
-    ++generation_;
-    done_ = nullptr;
+  // PolledRun hook: the transfer of the run ends with it.
+  void stop_io() {
     detach_easy();
-    timer_.cancel();
     retry_timer_.cancel();
   }
 
@@ -106,7 +110,6 @@ class HttpImpl : public std::enable_shared_from_this<HttpImpl> {
     sockets_.clear();
   }
 
- private:
   struct Watch {
     explicit Watch(const boost::asio::any_io_executor& io, int fd) : sd(io, fd) {}
     asio::posix::stream_descriptor sd;
@@ -157,18 +160,6 @@ class HttpImpl : public std::enable_shared_from_this<HttpImpl> {
           s->start_transfer(left);
         });
     return true;
-  }
-
-  core::Duration elapsed() const { return detail::since(started_); }
-
-  // Reports a failure that happened before any I/O, asynchronously (done is
-  // never called from inside run()); dropped if cancelled or superseded.
-  void post_fail(std::string reason) {
-    asio::post(io_, [wself = weak_from_this(), gen = generation_, reason = std::move(reason)] {
-      auto s = wself.lock();
-      if (!s || gen != s->generation_) return;
-      s->finish(Result{Status::Fail, reason, s->elapsed(), {}, false});
-    });
   }
 
   static size_t discard_body(char*, size_t size, size_t n, void*) { return size * n; }
@@ -252,7 +243,7 @@ class HttpImpl : public std::enable_shared_from_this<HttpImpl> {
       Result r = make_result(code);
       detach_easy();
       if (transient(code) && retry(r)) return;
-      finish(std::move(r));
+      finish(r.status, std::move(r.reason));
       return;  // finish() may have started a new transfer; stop reading stale messages
     }
   }
@@ -288,15 +279,7 @@ class HttpImpl : public std::enable_shared_from_this<HttpImpl> {
     return r;
   }
 
-  void finish(Result r) {
-    ResultFn done = std::move(done_);
-    done_ = nullptr;
-    if (done) done(std::move(r));
-  }
-
-  asio::any_io_executor io_;
   config::CheckSpec spec_;
-  core::Duration timeout_;
   asio::steady_timer timer_;
   asio::steady_timer retry_timer_;
   unsigned retries_ = 0;
@@ -304,32 +287,14 @@ class HttpImpl : public std::enable_shared_from_this<HttpImpl> {
   CURL* easy_ = nullptr;
   bool in_multi_ = false;
   std::map<curl_socket_t, std::shared_ptr<Watch>> sockets_;
-  ResultFn done_;
-  std::uint64_t generation_ = 0;
-  steady_clock::time_point started_{};
   char errbuf_[CURL_ERROR_SIZE] = {};
-};
-
-class HaproxyHttpProbe final : public Probe {
- public:
-  HaproxyHttpProbe(const boost::asio::any_io_executor& io, const config::CheckSpec& spec)
-      : impl_(std::make_shared<HttpImpl>(io, spec)) {
-    impl_->init();
-  }
-  ~HaproxyHttpProbe() override { impl_->shutdown(); }
-
-  void run(ResultFn done) override { impl_->run(std::move(done)); }
-  void cancel() override { impl_->cancel(); }
-
- private:
-  std::shared_ptr<HttpImpl> impl_;
 };
 
 }  // namespace
 
 std::unique_ptr<Probe> make_haproxy_http_probe(const boost::asio::any_io_executor& io,
                                                const config::CheckSpec& spec) {
-  return std::make_unique<HaproxyHttpProbe>(io, spec);
+  return std::make_unique<detail::PolledProbe<HttpImpl>>(io, spec);
 }
 
 }  // namespace beacon::health

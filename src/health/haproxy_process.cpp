@@ -577,25 +577,11 @@ class ProcessWatcher : public std::enable_shared_from_this<ProcessWatcher> {
   bool stopped_ = false;
 };
 
-class HaproxyProcessProbe final : public Probe {
- public:
-  HaproxyProcessProbe(const boost::asio::any_io_executor& io, const config::CheckSpec& spec)
-      : w_(std::make_shared<ProcessWatcher>(io, spec)) {}
-  ~HaproxyProcessProbe() override { w_->cancel(); }
-  void run(ResultFn done) override { w_->run(std::move(done)); }
-  bool event_driven() const override { return true; }
-  void watch(ResultFn on_change) override { w_->watch(std::move(on_change)); }
-  void cancel() override { w_->cancel(); }
-
- private:
-  std::shared_ptr<ProcessWatcher> w_;
-};
-
 }  // namespace
 
 std::unique_ptr<Probe> make_haproxy_process_probe(const boost::asio::any_io_executor& io,
                                                   const config::CheckSpec& spec) {
-  return std::make_unique<HaproxyProcessProbe>(io, spec);
+  return std::make_unique<detail::EventProbe<ProcessWatcher>>(io, spec);
 }
 
 }  // namespace beacon::health

@@ -23,6 +23,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "polled_probe_impl.hpp"
@@ -158,50 +159,27 @@ std::optional<FrontendConnections> sum_frontend_connections(std::string_view sho
 
 namespace {
 
-class SocketImpl : public std::enable_shared_from_this<SocketImpl> {
+class SocketImpl : public std::enable_shared_from_this<SocketImpl>,
+                   public detail::PolledRun<SocketImpl> {
  public:
   SocketImpl(const boost::asio::any_io_executor& io, const config::CheckSpec& spec,
              bool count_frontends = false)
-      : io_(io),
-        count_frontends_(count_frontends),
-        spec_(spec),
-        timeout_(detail::effective_timeout(spec)),
-        deadline_(io),
-        retry_timer_(io) {}
+      : PolledRun(io, spec), count_frontends_(count_frontends), spec_(spec), retry_timer_(io) {}
 
   void run(ResultFn done) {
-    if (done_) fail("superseded");
-    ++generation_;
-    started_ = std::chrono::steady_clock::now();
-    done_ = std::move(done);
+    begin_run(std::move(done));
     result_ = Result{};
     retries_ = 0;
     if (spec_.socket.empty()) return post_fail("no socket configured");
     if (!spec_.backend.empty() && !valid_proxy_name(spec_.backend)) {
       return post_fail("invalid backend name \"" + first_line(spec_.backend) + "\"");
     }
-    deadline_.expires_after(timeout_);
-    deadline_.async_wait(
-        [self = shared_from_this(), gen = generation_](boost::system::error_code ec) {
-          if (ec || gen != self->generation_) return;
-          if (self->retries_ > 0) {
-            return self->fail(
-                self->last_retry_reason_ +
-                detail::retries_text(self->retries_,
-                                     ", timeout after " + detail::ms_text(self->timeout_)));
-          }
-          self->fail("timeout after " + detail::ms_text(self->timeout_));
-        });
+    arm_deadline();
     begin();
   }
 
-  void cancel() {
-    ++generation_;
-    done_ = nullptr;
-    stop_io();
-  }
-
  private:
+  friend class detail::PolledRun<SocketImpl>;
   using AnswerFn = std::function<void(std::string_view)>;
 
   void begin() {
@@ -237,18 +215,20 @@ class SocketImpl : public std::enable_shared_from_this<SocketImpl> {
            ec == asio::error::broken_pipe || ec == asio::error::try_again || ec == asio::error::eof;
   }
 
+  // PolledRun hooks.
   void stop_io() {
     boost::system::error_code ec;
-    deadline_.cancel();
     retry_timer_.cancel();
     if (socket_) socket_->close(ec);
     socket_.reset();
   }
-
-  void post_fail(std::string reason) {
-    asio::post(io_, [self = shared_from_this(), gen = generation_, reason = std::move(reason)] {
-      if (gen == self->generation_) self->fail(reason);
-    });
+  Result take_result() { return std::exchange(result_, Result{}); }
+  void on_timeout() {
+    if (retries_ > 0) {
+      return fail(last_retry_reason_ +
+                  detail::retries_text(retries_, ", timeout after " + detail::ms_text(timeout_)));
+    }
+    fail("timeout after " + detail::ms_text(timeout_));
   }
 
   // One request / answer on a fresh connection; on_answer gets the full text.
@@ -370,49 +350,18 @@ class SocketImpl : public std::enable_shared_from_this<SocketImpl> {
   void pass(std::string reason) { finish(Status::Pass, std::move(reason)); }
   void fail(std::string reason) { finish(Status::Fail, std::move(reason)); }
 
-  void finish(Status status, std::string reason) {
-    ++generation_;  // drops every handler of this run still queued
-    stop_io();
-    ResultFn done = std::move(done_);
-    done_ = nullptr;
-    Result r = std::move(result_);
-    result_ = Result{};
-    r.status = status;
-    r.reason = std::move(reason);
-    r.latency = detail::since(started_);
-    if (done) done(std::move(r));
-  }
-
-  asio::any_io_executor io_;
   bool count_frontends_ = false;
   config::CheckSpec spec_;
-  core::Duration timeout_;
-  asio::steady_timer deadline_;
   asio::steady_timer retry_timer_;
   unsigned retries_ = 0;
   std::string last_retry_reason_;
   std::unique_ptr<stream::socket> socket_;
   std::string request_, answer_;
-  ResultFn done_;
   Result result_;
-  std::uint64_t generation_ = 0;
-  std::chrono::steady_clock::time_point started_{};
   std::string identity_, last_pid_, reload_note_, summary_;
 };
 
-class HaproxySocketProbe final : public Probe {
- public:
-  HaproxySocketProbe(const boost::asio::any_io_executor& io, const config::CheckSpec& spec,
-                     bool count_frontends = false)
-      : impl_(std::make_shared<SocketImpl>(io, spec, count_frontends)) {}
-  ~HaproxySocketProbe() override { impl_->cancel(); }
-
-  void run(ResultFn done) override { impl_->run(std::move(done)); }
-  void cancel() override { impl_->cancel(); }
-
- private:
-  std::shared_ptr<SocketImpl> impl_;
-};
+using HaproxySocketProbe = detail::PolledProbe<SocketImpl>;
 
 }  // namespace
 

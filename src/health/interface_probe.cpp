@@ -76,8 +76,8 @@ struct LinkState {
 
 class LinkWatcher : public std::enable_shared_from_this<LinkWatcher> {
  public:
-  LinkWatcher(const boost::asio::any_io_executor& io, std::string ifname)
-      : io_(io), ifname_(std::move(ifname)), sock_(io), timer_(io) {}
+  LinkWatcher(const boost::asio::any_io_executor& io, const config::CheckSpec& spec)
+      : io_(io), ifname_(spec.interface), sock_(io), timer_(io) {}
 
   void watch(ResultFn on_change) {
     on_change_ = std::move(on_change);
@@ -366,25 +366,11 @@ class LinkWatcher : public std::enable_shared_from_this<LinkWatcher> {
   bool force_next_ = false;
 };
 
-class InterfaceProbe final : public Probe {
- public:
-  InterfaceProbe(const boost::asio::any_io_executor& io, const config::CheckSpec& spec)
-      : w_(std::make_shared<LinkWatcher>(io, spec.interface)) {}
-  ~InterfaceProbe() override { w_->cancel(); }
-  void run(ResultFn done) override { w_->run(std::move(done)); }
-  bool event_driven() const override { return true; }
-  void watch(ResultFn on_change) override { w_->watch(std::move(on_change)); }
-  void cancel() override { w_->cancel(); }
-
- private:
-  std::shared_ptr<LinkWatcher> w_;
-};
-
 }  // namespace
 
 std::unique_ptr<Probe> make_interface_probe(const boost::asio::any_io_executor& io,
                                             const config::CheckSpec& spec) {
-  return std::make_unique<InterfaceProbe>(io, spec);
+  return std::make_unique<detail::EventProbe<LinkWatcher>>(io, spec);
 }
 
 }  // namespace beacon::health

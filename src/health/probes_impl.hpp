@@ -5,11 +5,46 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <memory>
+#include <utility>
 
 #include "beacon/config/config.hpp"
 #include "beacon/health/probe.hpp"
 
 namespace beacon::health {
+
+namespace detail {
+
+enum class ProbeKind { Polled, Event };
+
+// The one facade of every probe: owns the implementation (a shared object,
+// so its asynchronous handlers can hold it), forwards the Probe calls to it
+// and cancels it on destruction. Impl has run() and cancel(), and watch()
+// when Kind is Event.
+template <class Impl, ProbeKind Kind>
+class ProbeFacade final : public Probe {
+ public:
+  template <class... Args>
+  explicit ProbeFacade(Args&&... args)
+      : impl_(std::make_shared<Impl>(std::forward<Args>(args)...)) {}
+  ~ProbeFacade() override { impl_->cancel(); }
+
+  void run(ResultFn done) override { impl_->run(std::move(done)); }
+  bool event_driven() const override { return Kind == ProbeKind::Event; }
+  void watch([[maybe_unused]] ResultFn on_change) override {
+    if constexpr (Kind == ProbeKind::Event) impl_->watch(std::move(on_change));
+  }
+  void cancel() override { impl_->cancel(); }
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+template <class Impl>
+using PolledProbe = ProbeFacade<Impl, ProbeKind::Polled>;
+template <class Impl>
+using EventProbe = ProbeFacade<Impl, ProbeKind::Event>;
+
+}  // namespace detail
 
 // polled: haproxy_http.cpp, haproxy_socket.cpp, exec_probe.cpp
 std::unique_ptr<Probe> make_haproxy_http_probe(const boost::asio::any_io_executor& io,
