@@ -56,12 +56,12 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/errqueue.h>
 #include <linux/filter.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <netinet/udp.h>
-#include <linux/errqueue.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -109,8 +109,12 @@ void check(bool ok, const char* what) {
   if (!ok) die(what);
 }
 
-in_addr dst4(int i) { return in_addr{htonl(kDst4Base + static_cast<uint32_t>(i))}; }
-in_addr src4() { return in_addr{htonl(kSrc4)}; }
+in_addr dst4(int i) {
+  return in_addr{htonl(kDst4Base + static_cast<uint32_t>(i))};
+}
+in_addr src4() {
+  return in_addr{htonl(kSrc4)};
+}
 in6_addr src6() {
   in6_addr a{};
   inet_pton(AF_INET6, "fd77::1", &a);
@@ -158,8 +162,7 @@ uint16_t csum_fold(uint32_t sum) {
 }
 
 // UDP header + payload at `udp` (8 + 24 bytes), checksum over the IPv4 pseudo header.
-void build_udp4(uint8_t* udp, in_addr src, in_addr dst, uint16_t sport, int session,
-                uint32_t seq) {
+void build_udp4(uint8_t* udp, in_addr src, in_addr dst, uint16_t sport, int session, uint32_t seq) {
   build_bfd(udp + 8, session, seq);
   const uint16_t ulen = 8 + kBfdLen;
   uint16_t h[4] = {htons(sport), htons(kBfdPort), htons(ulen), 0};
@@ -183,8 +186,8 @@ struct Shared {
   std::atomic<int> active;  // 1 while a run is going on: the receiver spins
   std::atomic<int> stop;
   std::atomic<int> ready;
-  std::atomic<uint64_t> rx_total, rx_ll, bad_src, bad_sport, bad_ttl, bad_tos, bad_len,
-      bad_payload, bad_dst;
+  std::atomic<uint64_t> rx_total, rx_ll, bad_src, bad_sport, bad_ttl, bad_tos, bad_len, bad_payload,
+      bad_dst;
   std::atomic<uint32_t> per_session[2][kMaxSessions];  // [0] IPv4, [1] IPv6
 };
 Shared* g_sh = nullptr;
@@ -233,15 +236,36 @@ void rx_check4(const sockaddr_in& from, const msghdr& mh, size_t len, const uint
   }
   int64_t idx = have_dst ? static_cast<int64_t>(ntohl(dst.s_addr)) - kDst4Base : -1;
   g_sh->rx_total++;
-  if (idx < 0 || idx >= kMaxSessions) { g_sh->bad_dst++; return; }
-  if (from.sin_addr.s_addr != src4().s_addr) { g_sh->bad_src++; return; }
-  if (ntohs(from.sin_port) != kSportBase + idx) { g_sh->bad_sport++; return; }
-  if (ttl != kTtl) { g_sh->bad_ttl++; return; }
-  if (tos != kTos) { g_sh->bad_tos++; return; }
-  if (len != kBfdLen) { g_sh->bad_len++; return; }
+  if (idx < 0 || idx >= kMaxSessions) {
+    g_sh->bad_dst++;
+    return;
+  }
+  if (from.sin_addr.s_addr != src4().s_addr) {
+    g_sh->bad_src++;
+    return;
+  }
+  if (ntohs(from.sin_port) != kSportBase + idx) {
+    g_sh->bad_sport++;
+    return;
+  }
+  if (ttl != kTtl) {
+    g_sh->bad_ttl++;
+    return;
+  }
+  if (tos != kTos) {
+    g_sh->bad_tos++;
+    return;
+  }
+  if (len != kBfdLen) {
+    g_sh->bad_len++;
+    return;
+  }
   uint32_t my = 0;
   std::memcpy(&my, buf + 4, 4);
-  if (buf[0] != 0x20 || ntohl(my) != static_cast<uint32_t>(idx + 1)) { g_sh->bad_payload++; return; }
+  if (buf[0] != 0x20 || ntohl(my) != static_cast<uint32_t>(idx + 1)) {
+    g_sh->bad_payload++;
+    return;
+  }
   g_sh->per_session[0][idx].fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -269,16 +293,37 @@ void rx_check6(const sockaddr_in6& from, const msghdr& mh, size_t len, const uin
   int64_t idx = -1;
   if (have_dst && std::memcmp(&dst, &base, 14) == 0)
     idx = static_cast<int64_t>(dst.s6_addr[14] << 8 | dst.s6_addr[15]) - 1;
-  if (idx < 0 || idx >= kMaxSessions) { g_sh->bad_dst++; return; }
+  if (idx < 0 || idx >= kMaxSessions) {
+    g_sh->bad_dst++;
+    return;
+  }
   in6_addr s = src6();
-  if (std::memcmp(&from.sin6_addr, &s, 16) != 0) { g_sh->bad_src++; return; }
-  if (ntohs(from.sin6_port) != kSportBase + idx) { g_sh->bad_sport++; return; }
-  if (hops != kTtl) { g_sh->bad_ttl++; return; }
-  if (tclass != kTos) { g_sh->bad_tos++; return; }
-  if (len != kBfdLen) { g_sh->bad_len++; return; }
+  if (std::memcmp(&from.sin6_addr, &s, 16) != 0) {
+    g_sh->bad_src++;
+    return;
+  }
+  if (ntohs(from.sin6_port) != kSportBase + idx) {
+    g_sh->bad_sport++;
+    return;
+  }
+  if (hops != kTtl) {
+    g_sh->bad_ttl++;
+    return;
+  }
+  if (tclass != kTos) {
+    g_sh->bad_tos++;
+    return;
+  }
+  if (len != kBfdLen) {
+    g_sh->bad_len++;
+    return;
+  }
   uint32_t my = 0;
   std::memcpy(&my, buf + 4, 4);
-  if (buf[0] != 0x20 || ntohl(my) != static_cast<uint32_t>(idx + 1)) { g_sh->bad_payload++; return; }
+  if (buf[0] != 0x20 || ntohl(my) != static_cast<uint32_t>(idx + 1)) {
+    g_sh->bad_payload++;
+    return;
+  }
   g_sh->per_session[1][idx].fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -331,8 +376,7 @@ int rx_drain(int fd, int family) {
     if (family == AF_INET)
       rx_check4(*reinterpret_cast<sockaddr_in*>(&from[i]), mm[i].msg_hdr, mm[i].msg_len, bufs[i]);
     else
-      rx_check6(*reinterpret_cast<sockaddr_in6*>(&from[i]), mm[i].msg_hdr, mm[i].msg_len,
-                bufs[i]);
+      rx_check6(*reinterpret_cast<sockaddr_in6*>(&from[i]), mm[i].msg_hdr, mm[i].msg_len, bufs[i]);
   }
   return n > 0 ? n : 0;
 }
@@ -384,8 +428,8 @@ CpuStat read_cpustat() {
   while (std::fgets(line, sizeof line, f)) {
     int cpu = -1;
     unsigned long long u, n, sy, id, io, irq, sirq;
-    if (std::sscanf(line, "cpu%d %llu %llu %llu %llu %llu %llu %llu", &cpu, &u, &n, &sy, &id,
-                    &io, &irq, &sirq) == 8 &&
+    if (std::sscanf(line, "cpu%d %llu %llu %llu %llu %llu %llu %llu", &cpu, &u, &n, &sy, &id, &io,
+                    &irq, &sirq) == 8 &&
         cpu >= 0 && cpu < 2)
       s.busy[cpu] = u + n + sy + irq + sirq;
   }
@@ -427,8 +471,10 @@ uint64_t snmp_udp(pid_t pid, const char* field) {
   while (std::fgets(hdr, sizeof hdr, f) && std::fgets(val, sizeof val, f)) {
     if (std::strncmp(hdr, "Udp: ", 5) != 0) continue;
     std::vector<std::string> names, vals;
-    for (char* t = std::strtok(hdr + 5, " \n"); t; t = std::strtok(nullptr, " \n")) names.push_back(t);
-    for (char* t = std::strtok(val + 5, " \n"); t; t = std::strtok(nullptr, " \n")) vals.push_back(t);
+    for (char* t = std::strtok(hdr + 5, " \n"); t; t = std::strtok(nullptr, " \n"))
+      names.push_back(t);
+    for (char* t = std::strtok(val + 5, " \n"); t; t = std::strtok(nullptr, " \n"))
+      vals.push_back(t);
     for (size_t i = 0; i < names.size() && i < vals.size(); ++i)
       if (names[i] == field) out = std::strtoull(vals[i].c_str(), nullptr, 10);
   }
@@ -1033,8 +1079,10 @@ Result run_one(const Opts& o, const std::string& vname, int n, int rep) {
   }
   double t1 = now_s(CLOCK_THREAD_CPUTIME_ID), w1 = now_s(CLOCK_MONOTONIC);
   CpuStat c1 = read_cpustat();
-  if (sock) settle(rx0.total, st.ok);
-  else usleep(50000);
+  if (sock)
+    settle(rx0.total, st.ok);
+  else
+    usleep(50000);
   g_sh->active = 0;
 
   res.batches = batches;
@@ -1161,9 +1209,10 @@ int selftest() {
     char rb[256];
     ssize_t r = recv(raw, rb, sizeof rb, MSG_DONTWAIT);
     bool got = r > 0;
-    std::printf("SELFTEST raw IPPROTO_UDP socket %s drop-all filter: %s a copy of a local UDP "
-                "datagram\n",
-                with_filter ? "with" : "without", got ? "RECEIVED" : "did not receive");
+    std::printf(
+        "SELFTEST raw IPPROTO_UDP socket %s drop-all filter: %s a copy of a local UDP "
+        "datagram\n",
+        with_filter ? "with" : "without", got ? "RECEIVED" : "did not receive");
     if (with_filter == got) ++bad;  // want: copy without filter, none with it
     close(u);
     close(raw);
@@ -1258,11 +1307,11 @@ int icmp_check(const Opts& o) {
   ssize_t r3 = send(fds_c[0], p, sizeof p, 0);
   usleep(20000);
   uint64_t k3 = dlv();
-  std::printf("ICMPCHECK connected UDP: send#1=%s (on wire %llu) send#2=%s (on wire %llu) "
-              "send#3=%s (on wire %llu)\n",
-              r1 > 0 ? "ok" : "err", (unsigned long long)(k1 - k0),
-              r2 > 0 ? "ok" : std::strerror(e2), (unsigned long long)(k2 - k1),
-              r3 > 0 ? "ok" : "err", (unsigned long long)(k3 - k2));
+  std::printf(
+      "ICMPCHECK connected UDP: send#1=%s (on wire %llu) send#2=%s (on wire %llu) "
+      "send#3=%s (on wire %llu)\n",
+      r1 > 0 ? "ok" : "err", (unsigned long long)(k1 - k0), r2 > 0 ? "ok" : std::strerror(e2),
+      (unsigned long long)(k2 - k1), r3 > 0 ? "ok" : "err", (unsigned long long)(k3 - k2));
   close(fds_c[0]);
   usleep(1100000);  // ICMP rate limit of the peer (icmp_ratelimit, 1 s)
   fds_u = udp_sockets(1, AF_INET, false);
@@ -1304,10 +1353,11 @@ int icmp_check(const Opts& o) {
       type = ee.ee_type;
       code = ee.ee_code;
     }
-  std::printf("ICMPCHECK raw + IP_RECVERR: sendto#1=%s sendto#2=%s errqueue=%s (origin %d "
-              "icmp type %d code %d)\n",
-              r1 > 0 ? "ok" : "err", r2 > 0 ? "ok" : std::strerror(e2),
-              er >= 0 ? "entry" : "empty", origin, type, code);
+  std::printf(
+      "ICMPCHECK raw + IP_RECVERR: sendto#1=%s sendto#2=%s errqueue=%s (origin %d "
+      "icmp type %d code %d)\n",
+      r1 > 0 ? "ok" : "err", r2 > 0 ? "ok" : std::strerror(e2), er >= 0 ? "entry" : "empty", origin,
+      type, code);
   close(raw);
   return 0;
 }
@@ -1346,24 +1396,39 @@ int main(int argc, char** argv) {
       if (i + 1 >= argc) usage();
       return argv[++i];
     };
-    if (a == "--rx-netns") o.rx_netns = val();
-    else if (a == "--variants") o.variants = split(val());
+    if (a == "--rx-netns")
+      o.rx_netns = val();
+    else if (a == "--variants")
+      o.variants = split(val());
     else if (a == "--sizes") {
       o.sizes.clear();
       for (auto& s : split(val())) o.sizes.push_back(std::atoi(s.c_str()));
-    } else if (a == "--reps") o.reps = std::atoi(val().c_str());
-    else if (a == "--seconds") o.seconds = std::atof(val().c_str());
-    else if (a == "--rx-mode") o.rx_mode = val();
-    else if (a == "--dev") o.dev = val();
-    else if (a == "--rx-dev") o.rx_dev = val();
-    else if (a == "--tx-cpu") o.tx_cpu = std::atoi(val().c_str());
-    else if (a == "--rx-cpu") o.rx_cpu = std::atoi(val().c_str());
-    else if (a == "--max-batches") o.max_batches = std::strtoull(val().c_str(), nullptr, 10);
-    else if (a == "--selftest") o.selftest = true;
-    else if (a == "--ll-check") o.ll_check = true;
-    else if (a == "--ll-dst") o.ll_dst = val();
-    else if (a == "--icmp-check") o.icmp_check = true;
-    else usage();
+    } else if (a == "--reps")
+      o.reps = std::atoi(val().c_str());
+    else if (a == "--seconds")
+      o.seconds = std::atof(val().c_str());
+    else if (a == "--rx-mode")
+      o.rx_mode = val();
+    else if (a == "--dev")
+      o.dev = val();
+    else if (a == "--rx-dev")
+      o.rx_dev = val();
+    else if (a == "--tx-cpu")
+      o.tx_cpu = std::atoi(val().c_str());
+    else if (a == "--rx-cpu")
+      o.rx_cpu = std::atoi(val().c_str());
+    else if (a == "--max-batches")
+      o.max_batches = std::strtoull(val().c_str(), nullptr, 10);
+    else if (a == "--selftest")
+      o.selftest = true;
+    else if (a == "--ll-check")
+      o.ll_check = true;
+    else if (a == "--ll-dst")
+      o.ll_dst = val();
+    else if (a == "--icmp-check")
+      o.icmp_check = true;
+    else
+      usage();
   }
   if (o.rx_netns.empty()) usage();
   if (o.rx_mode != "sock" && o.rx_mode != "count" && o.rx_mode != "txdrop") usage();
@@ -1376,8 +1441,8 @@ int main(int argc, char** argv) {
   rl.rlim_cur = std::min<rlim_t>(rl.rlim_max, 65536);
   setrlimit(RLIMIT_NOFILE, &rl);
 
-  void* mem = mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                   -1, 0);
+  void* mem =
+      mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   check(mem != MAP_FAILED, "mmap");
   g_sh = new (mem) Shared();
   std::fflush(stdout);
