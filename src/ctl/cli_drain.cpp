@@ -41,6 +41,7 @@ struct OpsArgs {
   bool wait = false;
   std::optional<std::chrono::milliseconds> timeout;  // drain: wait limit; else request limit
   std::uint64_t until = 0;
+  bool until_given = false;
 };
 
 std::optional<std::chrono::milliseconds> parse_ms(const std::string& text) {
@@ -94,6 +95,7 @@ std::string parse_ops(const std::vector<std::string>& args, OpsArgs& a) {
         return "--until-conns needs a number of connections (0 or more)";
       }
       a.until = std::stoull(v);
+      a.until_given = true;
     } else {
       return "unknown option " + s;
     }
@@ -111,8 +113,9 @@ std::string parse_ops(const std::vector<std::string>& args, OpsArgs& a) {
   }
   if (pos.size() > expected) return "unexpected argument " + pos[expected];
   const bool drain = a.command == "drain";
-  if (!drain && (a.wait || a.until != 0)) return "--wait and --until-conns belong to 'drain'";
+  if (!drain && (a.wait || a.until_given)) return "--wait and --until-conns belong to 'drain'";
   if (drain && !a.wait && a.timeout) return "--timeout with 'drain' needs --wait";
+  if (drain && !a.wait && a.until_given) return "--until-conns with 'drain' needs --wait";
   if (a.command == "status" && (a.group || a.reason)) {
     return "--group and --reason do not apply to 'status'";
   }
@@ -376,7 +379,7 @@ std::string format_status(const json& s, bool color) {
   const bool in = s.value("in_rotation", false);
   out +=
       "bfd-beacon: " + paint(in ? "IN ROTATION" : "OUT OF ROTATION", in ? "32;1" : "31;1", color) +
-      " - " + str(s, "summary") + "\n";
+      (str(s, "summary") == "in rotation" ? std::string() : " - " + str(s, "summary")) + "\n";
   if (s.contains("sessions")) {
     out += "sessions: " + str(s["sessions"], "up") + "/" + str(s["sessions"], "total") + " up\n";
   }

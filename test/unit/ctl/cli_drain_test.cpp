@@ -203,6 +203,8 @@ TEST(OpsCommands, ParseErrorsAreUsage) {
                                                {"drain", "--until-conns", "-1"},
                                                {"drain", "--timeout", "soon", "--wait"},
                                                {"drain", "--timeout", "5s"},
+                                               {"drain", "--until-conns", "5"},
+                                               {"maintenance", "on", "--until-conns", "0"},
                                                {"maintenance", "on", "--bogus"},
                                                {"maintenance", "off", "--reason", "x"},
                                                {"maintenance", "on", "--group"}}) {
@@ -278,6 +280,11 @@ TEST(StatusFormat, TableAndMaintenanceLines) {
       << t;
   EXPECT_EQ(t.find("\x1b["), std::string::npos);
   EXPECT_NE(format_status(s, true).find("\x1b[31;1mOUT OF ROTATION"), std::string::npos);
+  // In rotation: the headline says it once.
+  s["in_rotation"] = true;
+  s["summary"] = "in rotation";
+  const std::string in = format_status(s, false);
+  EXPECT_NE(in.find("bfd-beacon: IN ROTATION\n"), std::string::npos) << in;
 }
 
 }  // namespace
