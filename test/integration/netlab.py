@@ -797,7 +797,7 @@ class Beacon:
         beacon.proc.send_signal(signal.SIGTERM); beacon.wait_exit()
 
     config: a dict written as TOML to ns.dir/<name>.toml; [daemon] control_socket defaults
-    to ns.dir/<name>.sock. stderr/stdout go to ns.dir/<name>.log (beacon.log_path)."""
+    to ns.dir/<name>.sock, state_dir to ns.dir/<name>-state. stderr/stdout go to ns.dir/<name>.log (beacon.log_path)."""
 
     def __init__(self, ns: Netns, config_path: str, sock: str, proc: subprocess.Popen,
                  log_path: str):
@@ -809,6 +809,8 @@ class Beacon:
         config = {k: (dict(v) if isinstance(v, dict) else v) for k, v in config.items()}
         daemon = config.setdefault("daemon", {})
         daemon.setdefault("control_socket", os.path.join(ns.dir, f"{name}.sock"))
+        # Persistent maintenance stays inside the lab, never in the host's /var/lib.
+        daemon.setdefault("state_dir", os.path.join(ns.dir, f"{name}-state"))
         # keep [daemon] first for readability
         config = {"daemon": config.pop("daemon"), **config}
         path = os.path.join(ns.dir, f"{name}.toml")
