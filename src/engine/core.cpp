@@ -412,8 +412,16 @@ void EngineCore::Impl::on_datagram(std::span<const std::uint8_t> bytes, const Rx
     s.session->count_drop(DropReason::BadTtl);
     return drop(DropReason::BadTtl, info);
   }
+  const core::wire::State remote_before = s.session->remote_state();
+  const std::uint8_t remote_diag_before = s.session->remote_diag();
   const core::Effects fx = s.session->receive(pkt, now);
   if (fx.drop != DropReason::None) return drop(fx.drop, info);
+  // What the peer says is shown too (remote state, diag): a reader right
+  // after the peer came Up must see it without waiting for the periodic build.
+  if (s.session->remote_state() != remote_before ||
+      s.session->remote_diag() != remote_diag_before) {
+    ++view_gen;
+  }
   if (!s.local_seen && !info.dst.is_unspecified()) s.local_seen = info.dst;
   carry_out(s, fx);
   if (s.removing && removal_done(s, now)) return finish_removal(*id);

@@ -180,6 +180,7 @@ std::uint64_t Engine::Impl::note_change(bool force) {
   if (force || gen != seen_gen) {
     seen_gen = gen;
     ++changes;
+    changes_seen.store(changes, std::memory_order_release);
     request_publish();
   }
   return changes;
@@ -426,7 +427,16 @@ EngineStats Engine::stats_view() {
 }
 
 std::shared_ptr<const EngineSnapshot> Engine::view() {
-  if (auto p = impl_->published.get()) return p;
+  if (auto p = impl_->published.get()) {
+    // A change the loop already made (the peer came Up, say) but has not
+    // published yet: wait for the build that covers it, at most one build
+    // (~20 ms, bounded by kPublishWait when the loop is stalled), so a read
+    // is as fresh as the moment it was asked.
+    const std::uint64_t want = impl_->changes_seen.load(std::memory_order_acquire);
+    if (p->changes >= want) return p;
+    impl_->wait_published(want);
+    return impl_->published.get();
+  }
   auto snap = std::make_shared<EngineSnapshot>();
   snap->sessions = sessions();
   snap->stats = stats();

@@ -97,6 +97,8 @@ struct Engine::Impl {
   // reflects; `republish` asks for another build once it ends; `publish_gen`
   // tells a superseded timer wait from the current one.
   std::uint64_t changes = 0;
+  // `changes` as other threads see it: view() waits for a build that covers it.
+  std::atomic<std::uint64_t> changes_seen{0};
   std::uint64_t seen_gen = 0;
   std::uint64_t build_changes = 0;
   bool republish = false;

@@ -79,7 +79,9 @@ class Engine {
   // that shows their effect is published (or after 500 ms if the loop is
   // stalled), and a state change, a session added or removed, or a hold's
   // new reason is republished within ~20 ms (builds start at most every
-  // 20 ms, in chunks of 64 sessions). Packet counters may be up to one
+  // 20 ms, in chunks of 64 sessions), and a read that comes while such a
+  // change is not yet published waits for that build (bounded as above), so
+  // it sees everything the loop had done when it was asked. Packet counters may be up to one
   // period old. Only when nothing is published (publish_every not called,
   // or before the first build) does it fall back to sessions() + stats(),
   // which wait on the loop.

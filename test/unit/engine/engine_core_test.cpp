@@ -1980,6 +1980,31 @@ TEST_F(CoreTest, SnapshotsInChunksCoverEachSessionOnce) {
   EXPECT_EQ(core_->session_count(), 26u);
 }
 
+// The published view moves when only the peer's side changes: we came Up on
+// its Init, then its Up arrives (remote state Init -> Up, ours unchanged). A
+// reader must see remote Up without waiting for the periodic rebuild; a
+// repeated identical packet moves nothing.
+TEST_F(CoreTest, ViewMovesWhenOnlyTheRemoteStateChanges) {
+  opts_.sessions.push_back(session_spec("10.0.0.1"));
+  open();
+  Peer& p = add_peer("10.0.0.1");
+  deliver(p, State::Down);
+  auto init = net_.last_to(p.address);
+  ASSERT_TRUE(init);
+  p.ours = init->pkt.my_discriminator;
+  deliver(p, State::Init);
+  ASSERT_EQ(find(p)->state, State::Up);
+  ASSERT_EQ(find(p)->remote_state, State::Init);
+  const std::uint64_t g0 = core_->view_generation();
+  deliver(p, State::Up);
+  EXPECT_EQ(find(p)->state, State::Up);
+  EXPECT_EQ(find(p)->remote_state, State::Up);
+  const std::uint64_t g1 = core_->view_generation();
+  EXPECT_GT(g1, g0);
+  deliver(p, State::Up);
+  EXPECT_EQ(core_->view_generation(), g1);
+}
+
 // ================================================================ operator maintenance
 
 ManagedGroup group_signals(const std::string& name, core::Hold maintenance, std::uint8_t diag) {
