@@ -17,12 +17,7 @@ namespace {
 using namespace std::chrono_literals;
 
 config::SessionSpec spec(const std::string& peer) {
-  config::SessionSpec s;
-  s.peer = boost::asio::ip::make_address(peer);
-  s.local = boost::asio::ip::make_address("127.0.0.1");
-  s.group = "web";
-  s.params = core::SessionParams{core::Duration{1'000'000}, core::Duration{1'000'000}, 3, false};
-  return s;
+  return test::loopback_session(peer);
 }
 
 class PublishTest : public test::EngineFixture {

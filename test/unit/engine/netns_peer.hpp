@@ -288,4 +288,15 @@ class EngineFixture : public ::testing::Test {
   std::unique_ptr<engine::Engine> engine_;
 };
 
+// A single-hop session to `peer` from 127.0.0.1 in group "web", timers 1 s x 3:
+// slow enough that nothing but the test's own actions changes what it reads.
+inline config::SessionSpec loopback_session(const std::string& peer) {
+  config::SessionSpec s;
+  s.peer = boost::asio::ip::make_address(peer);
+  s.local = boost::asio::ip::make_address("127.0.0.1");
+  s.group = "web";
+  s.params = core::SessionParams{core::Duration{1'000'000}, core::Duration{1'000'000}, 3, false};
+  return s;
+}
+
 }  // namespace beacon::test
