@@ -317,6 +317,10 @@ int serve(const config::Config& cfg, const std::string& config_path, const sigse
       cfg.daemon.control_socket);
 
   int sig = wait_for_stop(signals, *log, [&] { reloader->request_from_signal(ops); });
+  // From here on the health side stops before the engine: that silence is not
+  // a health failure, so the fail-safe must not send Down ahead of the
+  // shutdown signal.
+  engine.disarm_failsafe();
   if (ops_failed.load()) {
     systemd.stopping("stopping: ops loop failed; signalling peers (" +
                      std::string(core::hold_name(cfg.daemon.shutdown_signal)) + ")");

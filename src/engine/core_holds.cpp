@@ -316,7 +316,7 @@ HoldResult EngineCore::Impl::set_maintenance(std::vector<MaintenanceScope> scope
 // ================================================================ fail-safe
 
 void EngineCore::Impl::failsafe_check(std::optional<TimePoint> last_heartbeat) {
-  if (shutting_down || managed.empty()) return;
+  if (shutting_down || failsafe_disarmed || managed.empty()) return;
   const TimePoint now = clock.now();
   TimePoint last = run_at;
   if (last_heartbeat) last = std::max(last, *last_heartbeat);
@@ -393,6 +393,10 @@ Duration EngineCore::failsafe_period() const {
 
 void EngineCore::failsafe_check(std::optional<TimePoint> last_heartbeat) {
   impl_->failsafe_check(last_heartbeat);
+}
+
+void EngineCore::disarm_failsafe() {
+  impl_->failsafe_disarmed = true;
 }
 
 std::vector<SessionSnapshot> EngineCore::sessions(std::size_t from, std::size_t max,

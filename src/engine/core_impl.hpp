@@ -123,6 +123,7 @@ struct EngineCore::Impl {
   // Fail-safe.
   core::TimePoint run_at{};  // the first heartbeat window starts here
   bool failsafe_tripped = false;
+  bool failsafe_disarmed = false;
 
   // Shutdown.
   bool shutting_down = false;

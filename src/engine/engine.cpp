@@ -134,6 +134,10 @@ void Engine::Impl::failsafe_tick() {
   failsafe_timer.expires_after(std::chrono::microseconds(core.failsafe_period().count()));
   failsafe_timer.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;  // cancelled: stopping
+    if (failsafe_disarmed.load(std::memory_order_acquire)) {
+      core.disarm_failsafe();  // shutdown has begun: no more checks
+      return;
+    }
     std::optional<TimePoint> last;
     if (const std::int64_t hb = last_heartbeat_us.load(std::memory_order_acquire); hb != 0) {
       last = TimePoint{Duration{hb}};
@@ -508,6 +512,10 @@ void Engine::heartbeat() noexcept {
   static_assert(std::atomic<std::int64_t>::is_always_lock_free);
   impl_->last_heartbeat_us.store(impl_->clock.now().time_since_epoch().count(),
                                  std::memory_order_release);
+}
+
+void Engine::disarm_failsafe() noexcept {
+  impl_->failsafe_disarmed.store(true, std::memory_order_release);
 }
 
 void Engine::probe_alive() noexcept {

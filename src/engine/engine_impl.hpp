@@ -72,6 +72,7 @@ struct Engine::Impl {
   // Fail-safe: last_heartbeat_us is written by any thread (Engine::heartbeat),
   // read by the loop; steady-clock microseconds, 0 = none yet.
   std::atomic<std::int64_t> last_heartbeat_us{0};
+  std::atomic<bool> failsafe_disarmed{false};
   boost::asio::steady_timer failsafe_timer{io};
 
   // Liveness probe (Engine::probe_alive): alive_us is written by the loop,

@@ -19,6 +19,10 @@ failsafe_timeout = 500ms, so a stalled ops loop would hold the group Down within
   - the ops loop forced to fail (test hook `debug-fail-ops`, BEACON_TEST_HOOKS builds only):
     the daemon sends the shutdown signal (Down, diag 5) to its peer, BIRD withdraws faster
     than silence would, and the daemon exits on its own with status 70.
+  - a slow stop: the ops loop stalled (test hook `debug-stall-ops`, 4 fail-safe timeouts) and
+    SIGTERM right after: the health side cannot stop until the stall ends, but the fail-safe
+    was disarmed when the signal was taken, so the peer sees Up until the stall ends (no
+    fail-safe Down after 500 ms), then the shutdown signal, and the daemon exits 0.
 
 Run by ctest (label integration) or by hand as root:
     python3 test/integration/test_ops_containment.py [name-filter...]
@@ -28,8 +32,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 import unittest
 
@@ -189,6 +195,43 @@ class OpsContainment(unittest.TestCase):
         log = self.beacon.log_text()
         self.assertIn("ops loop failed: test hook: ops loop forced to fail", log)
         self.assertIn(f"exiting with status {EXIT_OPS_LOOP_FAILED}", log)
+
+    def test_slow_stop_never_trips_the_failsafe(self) -> None:
+        assert self.beacon is not None
+        stall_ms = 4 * FAILSAFE_MS
+        answer: list[dict | None] = []
+
+        def stall() -> None:
+            answer.append(raw_request(self.beacon.sock,
+                                      json.dumps({"cmd": "debug-stall-ops", "ms": stall_ms}).encode(),
+                                      timeout=stall_ms / 1000 + 5))
+
+        t0 = netlab.now()
+        th = threading.Thread(target=stall)
+        th.start()
+        time.sleep(0.1)  # the stall has begun: the ops loop no longer heartbeats
+        self.beacon.proc.send_signal(signal.SIGTERM)
+        rc = self.beacon.wait_exit(timeout=stall_ms / 1000 + 10)
+        th.join(10)
+        if answer and answer[0] and "unknown command" in answer[0].get("error", ""):
+            self.skipTest("daemon built without BEACON_TEST_HOOKS")
+        t_exit = netlab.now()
+        self.assertEqual(rc, 0, self.beacon.log_text()[-2000:])
+        # The stop waited for the stall, far past the fail-safe timeout.
+        self.assertGreater(t_exit - t0, stall_ms / 1000 * 0.9)
+        pkts = self.sniffer.packets(src=LB, since=t0)
+        not_up = [p for p in pkts if p["state"] != "Up"]
+        self.assertTrue(not_up, "no shutdown signal seen")
+        # Until the stall ends only Up goes out: the fail-safe (Down diag 5 after
+        # FAILSAFE_MS) did not fire; the shutdown signal follows the stall.
+        early = [p for p in not_up if p["t"] - t0 < stall_ms / 1000 * 0.9]
+        self.assertEqual(early, [], "the session left Up during the stop (fail-safe)")
+        first = not_up[0]
+        log = self.beacon.log_text()
+        self.assertNotIn("fail-safe: no health heartbeat", log)
+        figure(f"slow stop ({stall_ms} ms stalled ops loop, fail-safe {FAILSAFE_MS} ms): first "
+               f"non-Up packet {first['state']} diag {first['diag']} after "
+               f"{(first['t'] - t0) * 1000:.0f} ms (the shutdown signal), exit {rc}")
 
 
 if __name__ == "__main__":

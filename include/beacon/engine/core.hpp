@@ -166,6 +166,11 @@ class EngineCore {
   bool failsafe_enabled() const;
   core::Duration failsafe_period() const;
   void failsafe_check(std::optional<core::TimePoint> last_heartbeat);
+  // Shutdown has begun (a stop signal was taken): the fail-safe never trips
+  // from here on, because the health side stops before the engine's shutdown
+  // and a slow stop would otherwise send Down diag 5 ahead of the configured
+  // shutdown signal. A hold the fail-safe already set stays in force.
+  void disarm_failsafe();
 
   // Graceful shutdown (see Engine::shutdown). shutdown_done() turns true
   // when every session that was Up was acknowledged or waited for; until then

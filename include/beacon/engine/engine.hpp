@@ -131,6 +131,9 @@ class Engine {
   // Down (the engine's own fail-safe source, diag 5) and releases that hold once
   // heartbeats resume. Checked every failsafe_timeout / 4 on the engine loop.
   void heartbeat() noexcept;
+  // Called when a stop signal is taken, before the health side stops: the
+  // fail-safe stops watching (EngineCore::disarm_failsafe). Any thread.
+  void disarm_failsafe() noexcept;
 
   // Liveness proof for a supervisor (the systemd watchdog): posts a no-op to
   // the engine loop that records when it ran; last_alive() reads that time.

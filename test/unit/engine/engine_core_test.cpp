@@ -1579,6 +1579,66 @@ TEST_F(CoreTest, FailsafeWindowStartsAtStart) {
   EXPECT_TRUE(s->hold_reason.ends_with("(fail-safe)")) << s->hold_reason;
 }
 
+// Shutdown: the health side stops before the engine's shutdown begins, so
+// heartbeats stop while the daemon is still signalling Up. Once disarmed
+// (the stop signal was taken) that silence never trips the fail-safe: no
+// Down diag 5 goes out ahead of the configured shutdown signal, which then
+// goes out as configured (AdminDown diag 7 here).
+TEST_F(CoreTest, DisarmedFailsafeNeverTripsDuringShutdown) {
+  opts_.failsafe_timeout = ms(200);
+  opts_.sessions.push_back(session_spec("10.0.0.1", "web"));
+  opts_.declared_groups = {"web"};
+  opts_.managed.push_back(ManagedGroup{"web", core::Hold::Down, core::Hold::Down, 5, 1});
+  open();
+  ASSERT_EQ(
+      core_->set_hold(HoldSource::Health, group_sel("web"), core::Hold::None, 0, "healthy").error,
+      "");
+  Peer& p = add_peer("10.0.0.1");
+  ASSERT_NE(bring_up(p), 0u);
+  p.feed(kSlow, now());
+
+  const TimePoint last_hb = now();
+  core_->disarm_failsafe();
+  const std::size_t before = net_.sent.size();
+  // A slow stop of the health side: far past the timeout, checks keep coming.
+  for (int i = 0; i < 40; ++i) {
+    run_for(core_->failsafe_period());
+    p.feed(kSlow, now());
+    core_->failsafe_check(last_hb);
+  }
+  EXPECT_EQ(core_->stats().failsafe_trips, 0u);
+  for (const auto& x : sent_to(p, before)) {
+    EXPECT_EQ(x.pkt.state, State::Up);
+    EXPECT_EQ(x.pkt.diag, 0);
+  }
+  EXPECT_EQ(find(p)->state, State::Up);
+  EXPECT_EQ(count_lines("fail-safe"), 0);
+
+  const std::size_t at_shutdown = net_.sent.size();
+  core_->begin_shutdown(core::Hold::AdminDown);
+  auto pk = sent_to(p, at_shutdown);
+  ASSERT_FALSE(pk.empty());
+  EXPECT_EQ(pk[0].pkt.state, State::AdminDown);
+  EXPECT_EQ(pk[0].pkt.diag, 7);
+}
+
+// Without the disarm the same silence trips it (the rule above is not vacuous).
+TEST_F(CoreTest, FailsafeTripsWhenNotDisarmed) {
+  opts_.failsafe_timeout = ms(200);
+  opts_.sessions.push_back(session_spec("10.0.0.1", "web"));
+  opts_.declared_groups = {"web"};
+  opts_.managed.push_back(ManagedGroup{"web", core::Hold::Down, core::Hold::Down, 5, 1});
+  open();
+  core_->set_hold(HoldSource::Health, group_sel("web"), core::Hold::None, 0, "healthy");
+  Peer& p = add_peer("10.0.0.1");
+  ASSERT_NE(bring_up(p), 0u);
+  const TimePoint last_hb = now();
+  run_until(last_hb + ms(250));
+  core_->failsafe_check(last_hb);
+  EXPECT_EQ(core_->stats().failsafe_trips, 1u);
+  EXPECT_EQ(find(p)->state, State::Down);
+}
+
 // No health-managed group: no fail-safe, even without any heartbeat.
 TEST_F(CoreTest, NoFailsafeWithoutManagedGroups) {
   opts_.failsafe_timeout = ms(100);
