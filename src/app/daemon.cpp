@@ -220,9 +220,13 @@ int serve(const config::Config& cfg, const std::string& config_path, const sigse
                                                 [&health] { return health->groups(); }, nullptr},
                                 log);
   const std::unique_ptr<Reloader> reloader = make_daemon_reloader(
-      config_path, cfg, engine, *health, dispatcher, systemd.enabled() ? &systemd : nullptr, log);
+      config_path, cfg, engine, *health, dispatcher, systemd.enabled() ? &systemd : nullptr, log,
+      [&metrics] { metrics.poke(); });
   reloader->register_commands(dispatcher);
   metrics.attach_health(*health);
+  // A scrape right after a state change (maintenance, drain, set-state,
+  // reload) shows it, instead of up to a second later.
+  dispatcher.set_after_change([&metrics] { metrics.poke(); });
   // The operator side of the metrics: reloads, drain, maintenance (ops loop).
   metrics.sources().reloads = [&reloader] {
     const ReloadStats& r = reloader->stats();

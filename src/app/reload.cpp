@@ -98,6 +98,18 @@ void Reloader::fail(ReloadOutcome& out, core::TimePoint t0) {
 }
 
 ReloadOutcome Reloader::reload(std::string_view trigger) {
+  ReloadOutcome out = attempt(trigger);
+  if (hooks_.finished) {
+    try {
+      hooks_.finished();
+    } catch (const std::exception& e) {
+      if (log_) log_->error("reload: after-reload hook failed: {}", e.what());
+    }
+  }
+  return out;
+}
+
+ReloadOutcome Reloader::attempt(std::string_view trigger) {
   ReloadOutcome out;
   out.trigger = std::string(trigger);
   const core::TimePoint t0 = hooks_.now();

@@ -12,13 +12,12 @@
 
 namespace beacon::app {
 
-std::unique_ptr<Reloader> make_daemon_reloader(std::string path, const config::Config& running,
-                                               engine::Engine& engine,
-                                               health::HealthManager& health,
-                                               ctl::Dispatcher& dispatcher,
-                                               SystemdNotifier* systemd,
-                                               std::shared_ptr<spdlog::logger> log) {
+std::unique_ptr<Reloader> make_daemon_reloader(
+    std::string path, const config::Config& running, engine::Engine& engine,
+    health::HealthManager& health, ctl::Dispatcher& dispatcher, SystemdNotifier* systemd,
+    std::shared_ptr<spdlog::logger> log, std::function<void()> finished) {
   ReloadHooks h;
+  h.finished = std::move(finished);
   h.load = [](const std::string& p) { return config::load_file(p); };
   h.engine = [&engine](const config::Config& c) { return engine.reload(c); };
   h.progress = [&engine] { return engine.reload_progress(); };

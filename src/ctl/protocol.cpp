@@ -297,6 +297,13 @@ json Dispatcher::handle_request(std::string_view line, Caller* caller) {
   const Command& command = it->second;
   std::string result;
   json out = run_command(command, name, req, caller, result);
+  // `result` is set only when access control refused the request.
+  if (after_change_ && command.access == Access::Admin && result.empty()) {
+    try {
+      after_change_();
+    } catch (...) {  // a failing hook never costs the caller the answer
+    }
+  }
   if (audit_ && command.access == Access::Admin) {
     if (result.empty() && out.value("ok", false)) {
       result = "ok";

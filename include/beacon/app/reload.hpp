@@ -86,9 +86,12 @@ struct ReloadHooks {
   // Re-resolves read_group/admin_group (called only when they changed).
   std::function<void(const config::Config&)> access;
   std::function<void(const std::string& level)> log_level;
-  std::function<void()> reloading;       // systemd RELOADING=1 + MONOTONIC_USEC
-  std::function<void()> reloaded;        // systemd READY=1
-  std::function<core::TimePoint()> now;  // steady
+  std::function<void()> reloading;  // systemd RELOADING=1 + MONOTONIC_USEC
+  std::function<void()> reloaded;   // systemd READY=1
+  // After every attempt, ok or not, once stats() counts it (e.g. the metrics
+  // republish, so a scrape right after `bfdctl reload` sees it).
+  std::function<void()> finished;
+  std::function<core::TimePoint()> now;                         // steady
   std::function<std::chrono::system_clock::time_point()> wall;  // for ReloadStats::last_at
 };
 
@@ -120,6 +123,7 @@ class Reloader {
   void register_commands(ctl::Dispatcher& d);
 
  private:
+  ReloadOutcome attempt(std::string_view trigger);
   void fail(ReloadOutcome& out, core::TimePoint t0);
 
   std::string path_;
@@ -136,12 +140,10 @@ class SystemdNotifier;
 // HealthManager::reconfigure, the access policy of `dispatcher` re-resolved,
 // the logger's level, `systemd` (may be null) around it. Every reference
 // must outlive the reloader; all of it is used on the ops loop.
-std::unique_ptr<Reloader> make_daemon_reloader(std::string path, const config::Config& running,
-                                               engine::Engine& engine,
-                                               health::HealthManager& health,
-                                               ctl::Dispatcher& dispatcher,
-                                               SystemdNotifier* systemd,
-                                               std::shared_ptr<spdlog::logger> log);
+std::unique_ptr<Reloader> make_daemon_reloader(
+    std::string path, const config::Config& running, engine::Engine& engine,
+    health::HealthManager& health, ctl::Dispatcher& dispatcher, SystemdNotifier* systemd,
+    std::shared_ptr<spdlog::logger> log, std::function<void()> finished = {});
 
 // {"removing":1,"polls":0,"settled":false}
 nlohmann::json progress_to_json(const engine::ReloadProgress& p);

@@ -113,6 +113,11 @@ class Dispatcher {
   void enable_access_control(AccessPolicy policy, std::shared_ptr<spdlog::logger> audit);
   bool access_control_enabled() const { return audit_ != nullptr; }
 
+  // Called after every request to a state-changing (Admin) command that was
+  // allowed to run, whatever its outcome (a command may apply part of a
+  // change and still fail), e.g. so the metrics republish at once.
+  void set_after_change(std::function<void()> f) { after_change_ = std::move(f); }
+
   // One request line (without the newline) -> one response line (without the
   // newline). Never throws. A request "id" (string or integer) is echoed.
   // Without a caller, access control (when enabled) refuses every command.
@@ -128,6 +133,7 @@ class Dispatcher {
   std::map<std::string, Command, std::less<>> commands_;
   AccessPolicy policy_;
   std::shared_ptr<spdlog::logger> audit_;  // set: access control is on
+  std::function<void()> after_change_;
 };
 
 // Builds {"ok":false,"error":message}.

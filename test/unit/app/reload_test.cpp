@@ -126,6 +126,26 @@ TEST(Reload, ValidFileAppliedInOrderBetweenReloadingAndReady) {
   EXPECT_EQ(r.stats().ok, 2u);
 }
 
+// The after-reload hook runs once per attempt, ok or failed, after the
+// stats count it (the metrics republish from there).
+TEST(Reload, FinishedHookSeesTheCountedAttempt) {
+  Fake f;
+  ReloadHooks h = f.hooks();
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> seen;
+  Reloader* self = nullptr;
+  h.finished = [&] { seen.emplace_back(self->stats().ok, self->stats().failed); };
+  Reloader r("/etc/beacon.toml", running(), std::move(h), nullptr);
+  self = &r;
+  EXPECT_TRUE(r.reload("bfdctl").ok);
+  f.file = "[daemon]\ncontrol_socket = 5\n";
+  EXPECT_FALSE(r.reload("SIGHUP").ok);
+  f.file = kGood;
+  f.engine_result.applied = false;
+  EXPECT_FALSE(r.reload("SIGHUP").ok);
+  const std::vector<std::pair<std::uint64_t, std::uint64_t>> want = {{1, 0}, {1, 1}, {1, 2}};
+  EXPECT_EQ(seen, want);
+}
+
 TEST(Reload, RestartOnlySettingsAreWarnedAndKept) {
   Fake f;
   f.file =

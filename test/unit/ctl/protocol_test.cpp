@@ -99,6 +99,25 @@ TEST_F(ProtocolTest, MalformedRequestsGetClearErrors) {
   EXPECT_TRUE(backend_.calls_.empty());
 }
 
+// The after-change hook runs after every state-changing command that ran
+// (ok or not), never after a read-only one or a malformed request.
+TEST_F(ProtocolTest, AfterChangeHookRunsForStateChangingCommandsOnly) {
+  int calls = 0;
+  dispatcher_.set_after_change([&calls] { ++calls; });
+  dispatcher_.add("poke", {[](const json&) { return json{{"ok", true}}; }, {}, Access::Admin});
+  dispatcher_.add("fails",
+                  {[](const json&) -> json { throw RequestError("no"); }, {}, Access::Admin});
+  dispatcher_.add("look", {[](const json&) { return json{{"ok", true}}; }, {}, Access::Read});
+  EXPECT_TRUE(send(R"({"cmd":"look"})")["ok"].get<bool>());
+  EXPECT_FALSE(send(R"({"cmd":"nosuch"})")["ok"].get<bool>());
+  EXPECT_FALSE(send("{not json")["ok"].get<bool>());
+  EXPECT_EQ(calls, 0);
+  EXPECT_TRUE(send(R"({"cmd":"poke"})")["ok"].get<bool>());
+  EXPECT_EQ(calls, 1);
+  EXPECT_FALSE(send(R"({"cmd":"fails"})")["ok"].get<bool>());
+  EXPECT_EQ(calls, 2);
+}
+
 TEST_F(ProtocolTest, UnknownCommandListsKnownCommands) {
   json r = send(R"({"cmd":"nope"})");
   std::string e = r.at("error");
