@@ -114,7 +114,8 @@ ConnectionSource connection_source(const config::Config& cfg) {
     return {cfg.drain.haproxy_socket, "[drain] haproxy_socket"};
   }
   for (const auto& c : cfg.checks) {
-    if (c.type == "haproxy-socket" && !c.socket.empty()) return {c.socket, "check " + c.name};
+    if (c.type == config::CheckType::HaproxySocket && !c.socket.empty())
+      return {c.socket, "check " + c.name};
   }
   return {};
 }

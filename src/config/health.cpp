@@ -1,67 +1,41 @@
 // [[check]], [[group]] and [health] (issue 3): health checks, the groups
 // they drive and the engine fail-safe. Every problem is an error with
 // file:line:column; defaults that depend on other keys (timeout,
-// fast_interval, rise, fall) are resolved here so consumers never see 0.
+// fast_interval, rise, fall) are resolved by apply_check_defaults so consumers
+// never see 0. The check type registry (check_types()) lives here too: one
+// row per CheckType with everything that depends on the type.
 #include <algorithm>
 #include <array>
 #include <set>
+#include <stdexcept>
 
 #include "config_sections.hpp"
 
-namespace beacon::config::detail {
+namespace beacon::config {
+
+namespace detail {
+
+// What a type's reader (CheckTypeInfo::read) works on: the [[check]] table
+// and the spec being built. Declared in config.hpp so the registry can name
+// it; private to the loader.
+struct CheckKeyReader {
+  TableReader& r;
+  CheckSpec& c;
+  const std::string& label;  // "[[check]] \"name\"" for messages
+
+  // Reports `key` missing (it is required by the check's type).
+  void require(std::string_view key, std::string_view example) {
+    if (r.find(key) == nullptr) {
+      r.diag().error(r.position(), label + " of type " + std::string(config::type_name(c.type)) +
+                                       " needs " + std::string(key) + ", e.g. " + std::string(key) +
+                                       " = " + std::string(example));
+    }
+  }
+};
 
 namespace {
 
 using namespace std::chrono_literals;
-
-constexpr std::array<std::string_view, 6> kCheckTypes = {
-    "haproxy-http", "haproxy-socket", "haproxy-process", "interface", "file", "exec"};
-
-// Keys every check type accepts.
-constexpr std::array<std::string_view, 4> kCommonKeys = {"name", "type", "rise", "fall"};
-// Keys of polled types only (haproxy-http, haproxy-socket, exec); event-driven
-// types act on kernel events and have no poll schedule.
-constexpr std::array<std::string_view, 3> kPollKeys = {"interval", "fast_interval", "timeout"};
-
-struct TypeKeys {
-  std::string_view type;
-  bool polled;
-  std::vector<std::string_view> keys;  // type-specific keys
-};
-
-const std::vector<TypeKeys>& type_keys() {
-  static const std::vector<TypeKeys> kTable = {
-      {"haproxy-http", true, {"url", "expect_status"}},
-      {"haproxy-socket", true, {"socket", "backend", "min_servers_up"}},
-      {"haproxy-process", false, {"pidfile", "reload_grace", "process_name"}},
-      {"interface", false, {"interface"}},
-      {"file", false, {"path"}},
-      {"exec", true, {"command"}},
-  };
-  return kTable;
-}
-
-const TypeKeys* find_type(std::string_view type) {
-  for (const auto& t : type_keys()) {
-    if (t.type == type) return &t;
-  }
-  return nullptr;
-}
-
-// Every key any check type knows, for "not valid for this type" vs "unknown".
-std::vector<std::string_view> all_check_keys() {
-  std::vector<std::string_view> keys(kCommonKeys.begin(), kCommonKeys.end());
-  keys.insert(keys.end(), kPollKeys.begin(), kPollKeys.end());
-  for (const auto& t : type_keys()) keys.insert(keys.end(), t.keys.begin(), t.keys.end());
-  return keys;
-}
-
-std::vector<std::string_view> keys_of(const TypeKeys& t) {
-  std::vector<std::string_view> keys(kCommonKeys.begin(), kCommonKeys.end());
-  keys.insert(keys.end(), t.keys.begin(), t.keys.end());
-  if (t.polled) keys.insert(keys.end(), kPollKeys.begin(), kPollKeys.end());
-  return keys;
-}
 
 template <typename Range>
 std::string join(const Range& items) {
@@ -213,6 +187,209 @@ std::optional<std::vector<std::string>> read_command(TableReader& r) {
   return argv;
 }
 
+// ---- readers of the type-specific keys (CheckTypeInfo::read) ----
+
+void read_haproxy_http(CheckKeyReader& k) {
+  k.require("url", "\"http://127.0.0.1:8405/beacon-health\"");
+  if (auto url = read_url(k.r)) k.c.url = *url;
+  if (auto s = k.r.get_int("expect_status", 100, 599)) k.c.expect_status = static_cast<int>(*s);
+}
+
+void read_haproxy_socket(CheckKeyReader& k) {
+  TableReader& r = k.r;
+  k.require("socket", "\"/run/haproxy/admin.sock\"");
+  if (auto p = read_path(r, "socket", kMaxSocketPath)) k.c.socket = *p;
+  if (auto b = r.get_string("backend")) {
+    if (!valid_backend_name(*b)) {
+      r.diag().error(pos_of(r, "backend"),
+                     "check.backend: \"" + *b +
+                         "\" is not a valid HAProxy backend name (1-255 of A-Z a-z 0-9 - _ . :)");
+    } else {
+      k.c.backend = *b;
+    }
+  }
+  if (auto m = r.get_int("min_servers_up", 0, 1'000'000)) {
+    k.c.min_servers_up = static_cast<std::uint32_t>(*m);
+    if (r.find("backend") == nullptr) {
+      r.diag().error(pos_of(r, "min_servers_up"),
+                     "check.min_servers_up: only meaningful with backend = \"...\" (the backend "
+                     "whose UP servers are counted)");
+    }
+  }
+}
+
+void read_haproxy_process(CheckKeyReader& k) {
+  TableReader& r = k.r;
+  k.require("pidfile", "\"/run/haproxy.pid\"");
+  if (auto p = read_path(r, "pidfile", kMaxPath)) k.c.pidfile = *p;
+  if (auto g = r.get_duration("reload_grace", 1ms, 10s,
+                              "omit it for the default 200ms; the grace only applies while a "
+                              "successor process hands over with -sf/-st")) {
+    k.c.reload_grace = *g;
+  }
+  if (auto n = r.get_string("process_name")) {
+    if (n->size() > 255 || n->find('/') != std::string::npos ||
+        n->find('\0') != std::string::npos) {
+      r.diag().error(pos_of(r, "process_name"),
+                     "check.process_name: \"" + *n +
+                         "\" must be a program name (no '/', at most 255 bytes), or \"\" to "
+                         "accept any process");
+    } else {
+      k.c.process_name = *n;
+    }
+  }
+}
+
+void read_interface(CheckKeyReader& k) {
+  TableReader& r = k.r;
+  k.require("interface", "\"eth1\"");
+  // Not resolved here: a missing interface is a failing check at run time.
+  if (auto i = r.get_string("interface")) {
+    if (!valid_interface_name(*i)) {
+      r.diag().error(pos_of(r, "interface"),
+                     "check.interface: \"" + *i +
+                         "\" is not a valid interface name (1-15 bytes, no '/', ':' or spaces)");
+    } else {
+      k.c.interface = *i;
+    }
+  }
+}
+
+void read_file(CheckKeyReader& k) {
+  k.require("path", "\"/etc/bfd-beacon/maintenance\"");
+  if (auto p = read_path(k.r, "path", kMaxPath)) k.c.path = *p;
+}
+
+void read_exec(CheckKeyReader& k) {
+  k.require("command", "[\"/usr/local/bin/my-check\", \"--quick\"]");
+  if (auto argv = read_command(k.r)) k.c.command = std::move(*argv);
+}
+
+}  // namespace
+}  // namespace detail
+
+// ---- the check type registry ----
+
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr std::array<std::string_view, 2> kHttpKeys = {"url", "expect_status"};
+constexpr std::array<std::string_view, 3> kSocketKeys = {"socket", "backend", "min_servers_up"};
+constexpr std::array<std::string_view, 3> kProcessKeys = {"pidfile", "reload_grace",
+                                                          "process_name"};
+constexpr std::array<std::string_view, 1> kInterfaceKeys = {"interface"};
+constexpr std::array<std::string_view, 1> kFileKeys = {"path"};
+constexpr std::array<std::string_view, 1> kExecKeys = {"command"};
+
+// Hysteresis: a polled check needs 2 results in a row to change state (one
+// bad poll is noise); an event-driven check reports a kernel event, which is
+// already a fact, so 1 suffices. Interval 1s; the timeout defaults to the
+// interval, at most 1s, so a poll finishes before the next is due.
+constexpr std::uint32_t kPolledCount = 2;
+constexpr std::uint32_t kEventCount = 1;
+constexpr core::Duration kDefaultInterval = 1s;
+constexpr core::Duration kDefaultTimeoutMax = 1s;
+
+// Rows in enumerator order (checked below); the order is also the order of
+// "valid types: ..." in messages.
+constexpr std::array<CheckTypeInfo, kCheckTypeCount> kRegistry = {{
+    {CheckType::HaproxyHttp, "haproxy-http", true, kHttpKeys, kPolledCount, kPolledCount,
+     kDefaultInterval, kDefaultTimeoutMax, &detail::read_haproxy_http},
+    {CheckType::HaproxySocket, "haproxy-socket", true, kSocketKeys, kPolledCount, kPolledCount,
+     kDefaultInterval, kDefaultTimeoutMax, &detail::read_haproxy_socket},
+    {CheckType::HaproxyProcess, "haproxy-process", false, kProcessKeys, kEventCount, kEventCount,
+     kDefaultInterval, kDefaultTimeoutMax, &detail::read_haproxy_process},
+    {CheckType::Interface, "interface", false, kInterfaceKeys, kEventCount, kEventCount,
+     kDefaultInterval, kDefaultTimeoutMax, &detail::read_interface},
+    {CheckType::File, "file", false, kFileKeys, kEventCount, kEventCount, kDefaultInterval,
+     kDefaultTimeoutMax, &detail::read_file},
+    {CheckType::Exec, "exec", true, kExecKeys, kPolledCount, kPolledCount, kDefaultInterval,
+     kDefaultTimeoutMax, &detail::read_exec},
+}};
+
+constexpr bool registry_in_enum_order() {
+  for (std::size_t i = 0; i < kRegistry.size(); ++i) {
+    if (static_cast<std::size_t>(kRegistry[i].type) != i) return false;
+  }
+  return true;
+}
+static_assert(registry_in_enum_order(), "kRegistry row i must be CheckType i");
+static_assert(static_cast<std::size_t>(CheckType::Exec) + 1 == kCheckTypeCount,
+              "kCheckTypeCount must count every CheckType");
+
+}  // namespace
+
+std::span<const CheckTypeInfo> check_types() {
+  return kRegistry;
+}
+
+const CheckTypeInfo& check_type_info(CheckType type) {
+  const auto i = static_cast<std::size_t>(type);
+  if (i >= kRegistry.size()) {
+    throw std::invalid_argument("unknown check type " + std::to_string(i));
+  }
+  return kRegistry[i];
+}
+
+std::string_view type_name(CheckType type) {
+  const auto i = static_cast<std::size_t>(type);
+  return i < kRegistry.size() ? kRegistry[i].name : std::string_view("unknown");
+}
+
+std::optional<CheckType> parse_check_type(std::string_view name) {
+  for (const auto& t : kRegistry) {
+    if (t.name == name) return t.type;
+  }
+  return std::nullopt;
+}
+
+void apply_check_defaults(CheckSpec& spec) {
+  const CheckTypeInfo& t = check_type_info(spec.type);
+  if (spec.interval.count() <= 0) spec.interval = t.interval;
+  if (spec.fast_interval.count() <= 0) spec.fast_interval = spec.interval;
+  if (spec.timeout.count() <= 0) spec.timeout = std::min(spec.interval, t.timeout_max);
+  if (spec.rise == 0) spec.rise = t.rise;
+  if (spec.fall == 0) spec.fall = t.fall;
+}
+
+namespace detail {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Keys every check type accepts.
+constexpr std::array<std::string_view, 4> kCommonKeys = {"name", "type", "rise", "fall"};
+// Keys of polled types only; event-driven types act on kernel events and have
+// no poll schedule.
+constexpr std::array<std::string_view, 3> kPollKeys = {"interval", "fast_interval", "timeout"};
+
+// "haproxy-http, haproxy-socket, ...": the registry's names, in its order.
+const std::string& type_names_text() {
+  static const std::string kText = [] {
+    std::string out;
+    for (const auto& t : check_types()) out += (out.empty() ? "" : ", ") + std::string(t.name);
+    return out;
+  }();
+  return kText;
+}
+
+// Every key any check type knows, for "not valid for this type" vs "unknown".
+std::vector<std::string_view> all_check_keys() {
+  std::vector<std::string_view> keys(kCommonKeys.begin(), kCommonKeys.end());
+  keys.insert(keys.end(), kPollKeys.begin(), kPollKeys.end());
+  for (const auto& t : check_types()) keys.insert(keys.end(), t.keys.begin(), t.keys.end());
+  return keys;
+}
+
+// The keys a check of type `t` accepts, in the order "valid keys: ..." lists them.
+std::vector<std::string_view> keys_of(const CheckTypeInfo& t) {
+  std::vector<std::string_view> keys(kCommonKeys.begin(), kCommonKeys.end());
+  keys.insert(keys.end(), t.keys.begin(), t.keys.end());
+  if (t.polled) keys.insert(keys.end(), kPollKeys.begin(), kPollKeys.end());
+  return keys;
+}
+
 struct CheckName {
   std::string name;
   int line = 0;
@@ -247,25 +424,30 @@ void load_check(const toml::table& t, Config& config, Diagnostics& diag,
   }
   const std::string label = name ? "[[check]] \"" + *name + "\"" : std::string("[[check]]");
 
-  const TypeKeys* type = nullptr;
+  const CheckTypeInfo* type = nullptr;
   if (const toml::node* n = r.find("type")) {
     const auto* s = n->as_string();
     if (s == nullptr) {
-      diag.error(position_of(*n), "check.type: expected a string (one of " + join(kCheckTypes) +
+      diag.error(position_of(*n), "check.type: expected a string (one of " + type_names_text() +
                                       "), got " + std::string(type_name(n->type())));
-    } else if ((type = find_type(s->get())) == nullptr) {
+    } else if (auto parsed = parse_check_type(s->get()); !parsed) {
       std::string message =
-          "check.type: unknown check type \"" + s->get() + "\"; valid types: " + join(kCheckTypes);
-      static const std::vector<std::string> kCandidates(kCheckTypes.begin(), kCheckTypes.end());
+          "check.type: unknown check type \"" + s->get() + "\"; valid types: " + type_names_text();
+      static const std::vector<std::string> kCandidates = [] {
+        std::vector<std::string> names;
+        for (const auto& t : check_types()) names.emplace_back(t.name);
+        return names;
+      }();
       if (auto hint = suggest(s->get(), kCandidates); !hint.empty()) {
         message += "; did you mean \"" + std::string(hint) + "\"?";
       }
       diag.error(position_of(*n), std::move(message));
     } else {
-      c.type = s->get();
+      c.type = *parsed;
+      type = &check_type_info(*parsed);
     }
   } else {
-    diag.error(r.position(), label + " needs a type, one of " + join(kCheckTypes));
+    diag.error(r.position(), label + " needs a type, one of " + type_names_text());
   }
 
   if (type == nullptr) {
@@ -285,85 +467,17 @@ void load_check(const toml::table& t, Config& config, Diagnostics& diag,
     if (t.contains(key)) {
       const toml::key& k = t.find(key)->first;
       diag.error(position_of(k), "check." + std::string(key) + ": key " + std::string(key) +
-                                     " is not valid for check type " + c.type +
+                                     " is not valid for check type " + std::string(type->name) +
                                      " (valid keys: " + join(valid) + ")");
     }
   }
 
-  auto require = [&](std::string_view key, std::string_view example) {
-    if (r.find(key) == nullptr) {
-      diag.error(r.position(), label + " of type " + c.type + " needs " + std::string(key) +
-                                   ", e.g. " + std::string(key) + " = " + std::string(example));
-    }
-  };
+  CheckKeyReader keys{r, c, label};
+  type->read(keys);
 
-  if (c.type == "haproxy-http") {
-    require("url", "\"http://127.0.0.1:8405/beacon-health\"");
-    if (auto url = read_url(r)) c.url = *url;
-    if (auto s = r.get_int("expect_status", 100, 599)) c.expect_status = static_cast<int>(*s);
-  } else if (c.type == "haproxy-socket") {
-    require("socket", "\"/run/haproxy/admin.sock\"");
-    if (auto p = read_path(r, "socket", kMaxSocketPath)) c.socket = *p;
-    if (auto b = r.get_string("backend")) {
-      if (!valid_backend_name(*b)) {
-        diag.error(pos_of(r, "backend"),
-                   "check.backend: \"" + *b +
-                       "\" is not a valid HAProxy backend name (1-255 of A-Z a-z 0-9 - _ . :)");
-      } else {
-        c.backend = *b;
-      }
-    }
-    if (auto m = r.get_int("min_servers_up", 0, 1'000'000)) {
-      c.min_servers_up = static_cast<std::uint32_t>(*m);
-      if (r.find("backend") == nullptr) {
-        diag.error(pos_of(r, "min_servers_up"),
-                   "check.min_servers_up: only meaningful with backend = \"...\" (the backend "
-                   "whose UP servers are counted)");
-      }
-    }
-  } else if (c.type == "haproxy-process") {
-    require("pidfile", "\"/run/haproxy.pid\"");
-    if (auto p = read_path(r, "pidfile", kMaxPath)) c.pidfile = *p;
-    if (auto g = r.get_duration("reload_grace", 1ms, 10s,
-                                "omit it for the default 200ms; the grace only applies while a "
-                                "successor process hands over with -sf/-st")) {
-      c.reload_grace = *g;
-    }
-    if (auto n = r.get_string("process_name")) {
-      if (n->size() > 255 || n->find('/') != std::string::npos ||
-          n->find('\0') != std::string::npos) {
-        diag.error(pos_of(r, "process_name"),
-                   "check.process_name: \"" + *n +
-                       "\" must be a program name (no '/', at most 255 bytes), or \"\" to "
-                       "accept any process");
-      } else {
-        c.process_name = *n;
-      }
-    }
-  } else if (c.type == "interface") {
-    require("interface", "\"eth1\"");
-    // Not resolved here: a missing interface is a failing check at run time.
-    if (auto i = r.get_string("interface")) {
-      if (!valid_interface_name(*i)) {
-        diag.error(pos_of(r, "interface"),
-                   "check.interface: \"" + *i +
-                       "\" is not a valid interface name (1-15 bytes, no '/', ':' or spaces)");
-      } else {
-        c.interface = *i;
-      }
-    }
-  } else if (c.type == "file") {
-    require("path", "\"/etc/bfd-beacon/maintenance\"");
-    if (auto p = read_path(r, "path", kMaxPath)) c.path = *p;
-  } else if (c.type == "exec") {
-    require("command", "[\"/usr/local/bin/my-check\", \"--quick\"]");
-    if (auto argv = read_command(r)) c.command = std::move(*argv);
-  }
-
-  // Hysteresis (1..1000); 0 in the struct would mean "type default".
-  const std::uint32_t default_count = type->polled ? 2 : 1;
-  c.rise = static_cast<std::uint32_t>(r.get_int("rise", 1, 1000).value_or(default_count));
-  c.fall = static_cast<std::uint32_t>(r.get_int("fall", 1, 1000).value_or(default_count));
+  // Hysteresis (1..1000); a 0 left in the struct is the type default.
+  if (auto v = r.get_int("rise", 1, 1000)) c.rise = static_cast<std::uint32_t>(*v);
+  if (auto v = r.get_int("fall", 1, 1000)) c.fall = static_cast<std::uint32_t>(*v);
 
   if (type->polled) {
     const bool interval_given = r.find("interval") != nullptr;
@@ -388,13 +502,13 @@ void load_check(const toml::table& t, Config& config, Diagnostics& diag,
                                            " is longer than the interval (" + interval_text +
                                            "); a poll must finish before the next one is due");
     }
-    c.fast_interval = fast.value_or(c.interval);
-    c.timeout = timeout.value_or(std::min<core::Duration>(c.interval, 1s));
-  } else {
-    // Event-driven: no polling. Keep the struct consistent all the same.
-    c.fast_interval = c.interval;
-    c.timeout = std::min<core::Duration>(c.interval, 1s);
+    if (fast) c.fast_interval = *fast;
+    if (timeout) c.timeout = *timeout;
   }
+  // Absent keys (0) take the type's defaults; an event-driven check gets its
+  // fast_interval and timeout from the interval too, so the struct is
+  // consistent even though nothing polls it.
+  apply_check_defaults(c);
 
   r.report_unknown();
   config.checks.push_back(std::move(c));
@@ -534,4 +648,5 @@ void load_health(const toml::table& table, Config& config, Diagnostics& diag) {
   }
 }
 
-}  // namespace beacon::config::detail
+}  // namespace detail
+}  // namespace beacon::config

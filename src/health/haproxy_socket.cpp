@@ -375,7 +375,7 @@ std::unique_ptr<Probe> make_haproxy_connection_counter(const boost::asio::any_io
                                                        core::Duration timeout) {
   config::CheckSpec spec;
   spec.name = "drain";
-  spec.type = "haproxy-socket";
+  spec.type = config::CheckType::HaproxySocket;
   spec.socket = socket;
   spec.timeout = timeout;
   spec.interval = std::max(timeout, core::kOneSecond);

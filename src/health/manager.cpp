@@ -36,9 +36,11 @@ long long to_ms(core::Duration d) {
   return duration_cast<milliseconds>(d).count();
 }
 
-// Type defaults the loader leaves as 0 (see CheckSpec).
-std::uint32_t effective_count(std::uint32_t v, bool event_driven) {
-  return v != 0 ? v : event_driven ? 1 : 2;
+// `s` with its type defaults for the 0 fields (a hand-made spec may have them).
+config::CheckSpec resolved(const config::CheckSpec& s) {
+  config::CheckSpec r = s;
+  config::apply_check_defaults(r);
+  return r;
 }
 
 bool same_signal(const GroupDecision& a, const GroupDecision& b) {
@@ -72,17 +74,20 @@ struct HealthManager::Impl {
     std::optional<std::chrono::system_clock::time_point> since;
     bool event_driven = false;  // of the probe (kept while a faulted probe is retired)
 
+    // `spec` is kept as given (a reload compares it with the new one); the
+    // schedule and hysteresis use it with the type defaults applied.
     CheckRt(asio::io_context& io, asio::any_io_executor guarded, const config::CheckSpec& s)
+        : CheckRt(io, std::move(guarded), s, resolved(s)) {}
+    CheckRt(asio::io_context& io, asio::any_io_executor guarded, const config::CheckSpec& s,
+            const config::CheckSpec& r)
         : spec(s),
           ex(std::move(guarded)),
-          policy(effective_count(s.rise, s.event_driven()),
-                 effective_count(s.fall, s.event_driven())),
+          policy(r.rise, r.fall),
           timer(ex),
           restart_timer(io),
-          interval(s.interval > core::Duration{0} ? s.interval : core::kOneSecond),
-          fast_interval(s.fast_interval > core::Duration{0} ? s.fast_interval : interval),
-          timeout(s.timeout > core::Duration{0} ? s.timeout
-                                                : std::min(interval, core::kOneSecond)) {}
+          interval(r.interval),
+          fast_interval(r.fast_interval),
+          timeout(r.timeout) {}
 
     core::Duration next_delay() const {
       return !policy.known() || policy.in_transition() ? fast_interval : interval;
@@ -546,7 +551,7 @@ struct HealthManager::Impl {
       const auto& c = checks_[i];
       CheckStatus s;
       s.name = c->spec.name;
-      s.type = c->spec.type;
+      s.type = std::string(config::type_name(c->spec.type));
       s.state = c->policy.state();
       s.known = c->policy.known();
       s.in_transition = c->policy.in_transition();

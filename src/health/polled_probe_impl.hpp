@@ -18,10 +18,11 @@
 
 namespace beacon::health::detail {
 
-// CheckSpec::timeout, or min(interval, 1s) when it is 0 (see config.hpp).
+// CheckSpec::timeout with the type default for 0 (config::apply_check_defaults).
 inline core::Duration effective_timeout(const config::CheckSpec& spec) {
-  if (spec.timeout.count() > 0) return spec.timeout;
-  return std::min(spec.interval, core::kOneSecond);
+  config::CheckSpec resolved = spec;
+  config::apply_check_defaults(resolved);
+  return resolved.timeout;
 }
 
 // "150ms": the text used in "timeout after 150ms".

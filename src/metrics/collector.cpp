@@ -11,6 +11,7 @@
 #include <chrono>
 #include <utility>
 
+#include "beacon/config/config.hpp"
 #include "beacon/core/wire.hpp"
 
 namespace beacon::metrics {
@@ -241,7 +242,8 @@ void add_health(const OpsSnapshot& ops, std::vector<pm::MetricFamily>& out) {
     }
     if (!c.event_driven) duration.add_histogram(l, c.durations);
     failures.add(l, static_cast<double>(c.failures));
-    if (c.type == "haproxy-socket" && c.current_connections) {
+    if (config::parse_check_type(c.type) == config::CheckType::HaproxySocket &&
+        c.current_connections) {
       conns.add({{"check", c.name}}, static_cast<double>(*c.current_connections));
     }
   }

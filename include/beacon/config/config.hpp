@@ -6,8 +6,10 @@
 #pragma once
 
 #include <boost/asio/ip/address.hpp>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -108,11 +110,63 @@ struct AcceptSpec {
 
 // ---- Health (issue 3) ----
 
+// The type of a [[check]] (its `type = "..."` key). Everything that depends
+// on the type (name, keys, polled or event-driven, defaults, the reader of its
+// keys) is one row of the registry check_types(), so adding a type is adding
+// an enumerator and a row.
+enum class CheckType : std::uint8_t {
+  HaproxyHttp,     // "haproxy-http"
+  HaproxySocket,   // "haproxy-socket"
+  HaproxyProcess,  // "haproxy-process"
+  Interface,       // "interface"
+  File,            // "file"
+  Exec,            // "exec"
+};
+inline constexpr std::size_t kCheckTypeCount = 6;
+
+struct CheckSpec;
+namespace detail {
+struct CheckKeyReader;  // the loader's view of one [[check]] table (src/config)
+}
+
+// One row of the check type registry.
+struct CheckTypeInfo {
+  CheckType type;
+  std::string_view name;  // the config and JSON spelling
+  // Polled on a schedule (interval, fast_interval, timeout apply); otherwise
+  // event-driven: the probe acts on kernel events and has no poll schedule.
+  bool polled;
+  std::span<const std::string_view> keys;  // type-specific keys (besides name, type, rise, fall)
+  // Defaults for a 0 in CheckSpec (see apply_check_defaults).
+  std::uint32_t rise, fall;
+  core::Duration interval;
+  core::Duration timeout_max;  // default timeout: min(interval, timeout_max)
+  // Reads and validates the type-specific keys into the spec.
+  void (*read)(detail::CheckKeyReader&);
+};
+
+// The registry: one row per CheckType, in enumerator order.
+std::span<const CheckTypeInfo> check_types();
+const CheckTypeInfo& check_type_info(CheckType type);
+// "haproxy-http", ...; "unknown" for a value that is no enumerator.
+std::string_view type_name(CheckType type);
+// The CheckType spelled `name` (exact, case-sensitive); nullopt if none is.
+std::optional<CheckType> parse_check_type(std::string_view name);
+
+// Resolves the 0 ("type default") fields of `spec` from its type's row:
+// interval 0 -> the type's interval; fast_interval 0 -> interval; timeout 0 ->
+// min(interval, timeout_max); rise/fall 0 -> the type's counts. Non-zero
+// fields are kept as they are. The loader applies it to every check; code
+// handed a hand-made CheckSpec (the health manager, the probes) applies it to
+// a copy, so the defaults live in this one place.
+void apply_check_defaults(CheckSpec& spec);
+
 // One [[check]]. Only the keys of its type are meaningful; the loader rejects
 // keys that do not belong to the type.
 struct CheckSpec {
   std::string name;
-  std::string type;  // haproxy-http | haproxy-socket | haproxy-process | interface | file | exec
+  // Always set by the loader; a hand-made spec must set it too.
+  CheckType type = CheckType::HaproxyHttp;
   // haproxy-http
   std::string url;
   int expect_status = 200;
@@ -135,7 +189,8 @@ struct CheckSpec {
   // exec
   std::vector<std::string> command;
   // polling (haproxy-http, haproxy-socket, exec); ignored by event-driven types.
-  // The loader resolves the 0 defaults below, so a loaded CheckSpec always has
+  // apply_check_defaults resolves the 0 defaults below (the loader calls it), so
+  // a loaded CheckSpec always has
   // 0 < timeout <= interval, 0 < fast_interval <= interval, rise/fall 1..1000.
   core::Duration interval{1'000'000};
   core::Duration fast_interval{0};  // 0: same as interval; used while rise/fall is in transition
@@ -147,9 +202,8 @@ struct CheckSpec {
   // Every field, line/column included (config/diff.hpp compares without them).
   bool operator==(const CheckSpec&) const = default;
 
-  bool event_driven() const {
-    return type == "haproxy-process" || type == "interface" || type == "file";
-  }
+  // Not polled (see CheckTypeInfo::polled).
+  bool event_driven() const { return !check_type_info(type).polled; }
 };
 
 // One [[group]]: which checks drive the sessions of a group, and the signal.

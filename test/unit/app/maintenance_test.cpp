@@ -405,10 +405,10 @@ TEST(ConnectionSourceChoice, DrainKeyThenFirstSocketCheck) {
   EXPECT_EQ(connection_source(cfg).socket, "");
   config::CheckSpec http;
   http.name = "web";
-  http.type = "haproxy-http";
+  http.type = config::CheckType::HaproxyHttp;
   config::CheckSpec sock;
   sock.name = "sock";
-  sock.type = "haproxy-socket";
+  sock.type = config::CheckType::HaproxySocket;
   sock.socket = "/run/haproxy.sock";
   cfg.checks = {http, sock};
   EXPECT_EQ(connection_source(cfg).socket, "/run/haproxy.sock");

@@ -169,7 +169,7 @@ void check_invariants(const Config& c, int iteration) {
   for (const auto& k : c.checks) {
     EXPECT_FALSE(k.name.empty()) << "iteration " << iteration;
     EXPECT_TRUE(names.insert(k.name).second) << "duplicate check, iteration " << iteration;
-    EXPECT_EQ(kTypes.count(k.type), 1u) << "iteration " << iteration;
+    EXPECT_EQ(kTypes.count(std::string(type_name(k.type))), 1u) << "iteration " << iteration;
     EXPECT_GE(k.rise, 1u) << "iteration " << iteration;
     EXPECT_LE(k.rise, 1000u) << "iteration " << iteration;
     EXPECT_GE(k.fall, 1u) << "iteration " << iteration;
@@ -179,20 +179,20 @@ void check_invariants(const Config& c, int iteration) {
     EXPECT_GT(k.timeout.count(), 0) << "iteration " << iteration;
     EXPECT_LE(k.timeout, k.interval) << "iteration " << iteration;
     EXPECT_LE(k.fast_interval, k.interval) << "iteration " << iteration;
-    if (k.type == "haproxy-http") {
+    if (k.type == CheckType::HaproxyHttp) {
       EXPECT_EQ(k.url.rfind("http", 0), 0u) << "iteration " << iteration;
       EXPECT_GE(k.expect_status, 100);
       EXPECT_LE(k.expect_status, 599);
-    } else if (k.type == "haproxy-socket") {
+    } else if (k.type == CheckType::HaproxySocket) {
       EXPECT_EQ(k.socket.rfind('/', 0), 0u) << "iteration " << iteration;
-    } else if (k.type == "haproxy-process") {
+    } else if (k.type == CheckType::HaproxyProcess) {
       EXPECT_EQ(k.pidfile.rfind('/', 0), 0u) << "iteration " << iteration;
-    } else if (k.type == "interface") {
+    } else if (k.type == CheckType::Interface) {
       EXPECT_FALSE(k.interface.empty()) << "iteration " << iteration;
       EXPECT_LE(k.interface.size(), 15u) << "iteration " << iteration;
-    } else if (k.type == "file") {
+    } else if (k.type == CheckType::File) {
       EXPECT_EQ(k.path.rfind('/', 0), 0u) << "iteration " << iteration;
-    } else if (k.type == "exec") {
+    } else if (k.type == CheckType::Exec) {
       ASSERT_FALSE(k.command.empty()) << "iteration " << iteration;
       EXPECT_FALSE(k.command[0].empty()) << "iteration " << iteration;
     }

@@ -203,7 +203,7 @@ TEST(ConfigDiff, EveryCheckFieldCountsExceptPosition) {
   const CheckSpec proc = base().checks[0];
   // Each mutation of one field is a change.
   std::vector<std::pair<const char*, std::function<void(CheckSpec&)>>> mutations = {
-      {"type", [](CheckSpec& c) { c.type = "file"; }},
+      {"type", [](CheckSpec& c) { c.type = CheckType::File; }},
       {"url", [](CheckSpec& c) { c.url = "http://x/"; }},
       {"expect_status", [](CheckSpec& c) { c.expect_status = 204; }},
       {"socket", [](CheckSpec& c) { c.socket = "/run/x"; }},

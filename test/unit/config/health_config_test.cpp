@@ -82,7 +82,7 @@ void expect_issue_checks(const Config& c) {
 
   const CheckSpec* http = find_check(c, "haproxy");
   ASSERT_NE(http, nullptr);
-  EXPECT_EQ(http->type, "haproxy-http");
+  EXPECT_EQ(http->type, CheckType::HaproxyHttp);
   EXPECT_EQ(http->url, "http://127.0.0.1:8405/beacon-health");
   EXPECT_EQ(http->expect_status, 200);
   EXPECT_EQ(http->interval, 200ms);
@@ -96,7 +96,7 @@ void expect_issue_checks(const Config& c) {
 
   const CheckSpec* sock = find_check(c, "haproxy-stats");
   ASSERT_NE(sock, nullptr);
-  EXPECT_EQ(sock->type, "haproxy-socket");
+  EXPECT_EQ(sock->type, CheckType::HaproxySocket);
   EXPECT_EQ(sock->socket, "/run/haproxy/admin.sock");
   EXPECT_EQ(sock->backend, "web");
   EXPECT_EQ(sock->min_servers_up, 1u);
@@ -107,7 +107,7 @@ void expect_issue_checks(const Config& c) {
 
   const CheckSpec* proc = find_check(c, "haproxy-proc");
   ASSERT_NE(proc, nullptr);
-  EXPECT_EQ(proc->type, "haproxy-process");
+  EXPECT_EQ(proc->type, CheckType::HaproxyProcess);
   EXPECT_EQ(proc->pidfile, "/run/haproxy.pid");
   EXPECT_TRUE(proc->event_driven());
   EXPECT_EQ(proc->rise, 1u);  // event-driven default
@@ -117,20 +117,20 @@ void expect_issue_checks(const Config& c) {
 
   const CheckSpec* uplink = find_check(c, "uplink");
   ASSERT_NE(uplink, nullptr);
-  EXPECT_EQ(uplink->type, "interface");
+  EXPECT_EQ(uplink->type, CheckType::Interface);
   EXPECT_EQ(uplink->interface, "eth1");  // not resolved: eth1 need not exist here
   EXPECT_EQ(uplink->rise, 1u);
   EXPECT_EQ(uplink->fall, 1u);
 
   const CheckSpec* maint = find_check(c, "maint");
   ASSERT_NE(maint, nullptr);
-  EXPECT_EQ(maint->type, "file");
+  EXPECT_EQ(maint->type, CheckType::File);
   EXPECT_EQ(maint->path, "/etc/bfd-beacon/maintenance");
   EXPECT_TRUE(maint->event_driven());
 
   const CheckSpec* custom = find_check(c, "custom");
   ASSERT_NE(custom, nullptr);
-  EXPECT_EQ(custom->type, "exec");
+  EXPECT_EQ(custom->type, CheckType::Exec);
   EXPECT_EQ(custom->command, (std::vector<std::string>{"/usr/local/bin/my-check", "--quick"}));
   EXPECT_EQ(custom->interval, 1s);
   EXPECT_EQ(custom->timeout, 500ms);

@@ -16,7 +16,7 @@ using testing::to_ms;
 config::CheckSpec exec_spec(std::vector<std::string> command, core::Duration timeout = 2000ms) {
   config::CheckSpec s;
   s.name = "custom";
-  s.type = "exec";
+  s.type = config::CheckType::Exec;
   s.command = std::move(command);
   s.timeout = timeout;
   s.interval = 1000ms;

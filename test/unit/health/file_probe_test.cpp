@@ -43,7 +43,7 @@ class FileProbeTest : public ::testing::Test {
   void start(const fs::path& path) {
     config::CheckSpec spec;
     spec.name = "maint";
-    spec.type = "file";
+    spec.type = config::CheckType::File;
     spec.path = path.string();
     probe_ = make_probe(loop_.io(), spec);
     ASSERT_TRUE(probe_->event_driven());
@@ -173,7 +173,7 @@ TEST_F(FileProbeTest, DirectoryRenamedAwayIsFollowedByPath) {
 
 TEST_F(FileProbeTest, RunReportsCurrentStateOnce) {
   config::CheckSpec spec;
-  spec.type = "file";
+  spec.type = config::CheckType::File;
   spec.path = marker_.string();
   probe_ = make_probe(loop_.io(), spec);
   loop_.sync([&] { probe_->run(rec_.fn()); });

@@ -23,7 +23,7 @@ using testing::to_ms;
 config::CheckSpec http_spec(const std::string& url, core::Duration timeout = 1000ms) {
   config::CheckSpec s;
   s.name = "haproxy";
-  s.type = "haproxy-http";
+  s.type = config::CheckType::HaproxyHttp;
   s.url = url;
   s.timeout = timeout;
   s.interval = 200ms;

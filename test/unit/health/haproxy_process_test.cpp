@@ -132,7 +132,7 @@ class HaproxyProcessTest : public ::testing::Test {
              std::chrono::milliseconds reload_grace = 200ms) {
     config::CheckSpec spec;
     spec.name = "haproxy-proc";
-    spec.type = "haproxy-process";
+    spec.type = config::CheckType::HaproxyProcess;
     spec.pidfile = pidfile.string();
     spec.process_name = process_name;
     spec.reload_grace = reload_grace;
@@ -296,7 +296,7 @@ TEST_F(HaproxyProcessTest, RunReportsCurrentState) {
   const pid_t p = child();
   write_file(pidfile_, std::to_string(p) + "\n");
   config::CheckSpec spec;
-  spec.type = "haproxy-process";
+  spec.type = config::CheckType::HaproxyProcess;
   spec.pidfile = pidfile_.string();
   spec.process_name = "sleep";
   probe_ = make_probe(loop_.io(), spec);
@@ -317,7 +317,7 @@ TEST_F(HaproxyProcessTest, StalePidfileNamingAnotherProgramFails) {
   EXPECT_EQ(ev->result.reason.substr(0, want.size()), want) << ev->result.reason;
   // The same for a one-shot run.
   config::CheckSpec spec;
-  spec.type = "haproxy-process";
+  spec.type = config::CheckType::HaproxyProcess;
   spec.pidfile = pidfile_.string();
   auto once = make_probe(loop_.io(), spec);
   Recorder rec;

@@ -19,7 +19,7 @@ config::CheckSpec socket_spec(const std::string& path, const std::string& backen
                               std::uint32_t min_up = 1) {
   config::CheckSpec s;
   s.name = "haproxy-stats";
-  s.type = "haproxy-socket";
+  s.type = config::CheckType::HaproxySocket;
   s.socket = path;
   s.backend = backend;
   s.min_servers_up = min_up;

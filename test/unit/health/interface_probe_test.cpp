@@ -49,7 +49,7 @@ class InterfaceProbeTest : public ::testing::Test {
   void start(const std::string& ifname) {
     config::CheckSpec spec;
     spec.name = "uplink";
-    spec.type = "interface";
+    spec.type = config::CheckType::Interface;
     spec.interface = ifname;
     probe_ = make_probe(loop_->io(), spec);
     ASSERT_TRUE(probe_->event_driven());
@@ -190,7 +190,7 @@ TEST_F(InterfaceProbeTest, UnrelatedLinksDoNotReport) {
 TEST_F(InterfaceProbeTest, RunReportsCurrentState) {
   sh("ip link add epa type veth peer name epb");
   config::CheckSpec spec;
-  spec.type = "interface";
+  spec.type = config::CheckType::Interface;
   spec.interface = "epa";
   probe_ = make_probe(loop_->io(), spec);
   loop_->sync([&] { probe_->run(rec_.fn()); });

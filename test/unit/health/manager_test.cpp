@@ -32,7 +32,7 @@ config::CheckSpec polled(const std::string& name, std::chrono::milliseconds inte
                          std::chrono::milliseconds fast = 0ms) {
   config::CheckSpec c;
   c.name = name;
-  c.type = "haproxy-http";
+  c.type = config::CheckType::HaproxyHttp;
   c.interval = interval;
   c.fast_interval = fast;
   c.rise = rise;
@@ -40,7 +40,7 @@ config::CheckSpec polled(const std::string& name, std::chrono::milliseconds inte
   return c;
 }
 
-config::CheckSpec event(const std::string& name, const std::string& type = "file") {
+config::CheckSpec event(const std::string& name, config::CheckType type = config::CheckType::File) {
   config::CheckSpec c;
   c.name = name;
   c.type = type;
@@ -355,7 +355,7 @@ TEST(HealthManager, NothingReachesTheSinkAfterStopOrDestruction) {
 TEST(HealthManager, StatusForControlSocket) {
   Harness h;
   auto c = polled("haproxy", 10s, 0, 0);  // type defaults: rise 2 / fall 2
-  h.cfg.checks = {c, event("uplink", "interface")};
+  h.cfg.checks = {c, event("uplink", config::CheckType::Interface)};
   h.cfg.groups = {group("web", {"haproxy", "uplink"})};
   auto uplink = h.probes["uplink"];
   uplink->initial = beacon::test::make_result(F, "eth1: no carrier");
@@ -455,7 +455,7 @@ INSTANTIATE_TEST_SUITE_P(Where, ProbeFaults,
 TEST(HealthManager, EventProbeWhoseWatchThrowsFailsOnlyItsCheck) {
   Harness h;
   h.cfg.health.heartbeat_interval = 20ms;
-  h.cfg.checks = {event("maint"), event("uplink", "interface")};
+  h.cfg.checks = {event("maint"), event("uplink", config::CheckType::Interface)};
   h.cfg.groups = {group("web", {"maint"}), group("db", {"uplink"})};
   h.probes["maint"]->throw_in_run = "inotify_init1: too many instances";
   h.probes["uplink"]->initial = beacon::test::make_result(P, "eth0 up");
