@@ -260,6 +260,36 @@ class AuthBirdTest(unittest.TestCase):
         figure(f"replay of BIRD seq {old['seq']}: 5 injected, "
                f"{self.engine_drops()['auth_bad_sequence'] - before} counted auth_bad_sequence")
 
+    def test_unsafe_key_file_refused_at_start_and_reload(self) -> None:
+        secret = "not-for-anyone"
+        path = self.write_keys([(1, secret)])
+        os.chmod(path, 0o644)
+        conf, _sock = netlab.Beacon.write_config(self.lb, self.beacon_config("none", []))
+        with open(conf, "a") as f:
+            f.write(f'auth_type = "keyed-sha1"\nauth_keys = "{path}"\n')
+        check = self.lb.run([netlab.beacon_bin(), "--check-config", "--config", conf], check=False)
+        out = check.stdout + check.stderr
+        self.assertNotEqual(check.returncode, 0, out)
+        self.assertIn(path, out)
+        self.assertIn("chmod 600", out)
+        self.assertNotIn(secret, out)
+        # A running daemon keeps its keys when a reload finds the file unsafe.
+        os.chmod(path, 0o600)
+        self.start_bird("keyed sha1", [(1, secret)])
+        self.start_beacon("keyed-sha1", [(1, secret)])
+        self.wait_up()
+        os.chmod(self.write_keys([(1, secret), (2, "second-key")]), 0o640)
+        r = self.beacon.bfdctl("reload", check=False)
+        self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("group or other permissions", r.stdout + r.stderr)
+        self.assertNotIn(secret, r.stdout + r.stderr + self.beacon.log_text())
+        time.sleep(1.0)
+        s = self.beacon.session(ROUTER)
+        self.assertEqual(s["state"], "Up")
+        self.assertEqual(s["counters"]["down_count"], 0)
+        figure("unsafe key file (0644/0640): --check-config and reload refuse it naming the file; "
+               "the running session stays Up")
+
     def test_key_rotation_never_drops(self) -> None:  # AUTH-12
         kind = "keyed sha1"
         self.start_bird(kind, [(1, "old-key")])
