@@ -10,6 +10,8 @@
 
 #include <boost/asio/ip/address.hpp>
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -35,6 +37,12 @@ class Diagnostics {
   std::size_t count() const { return errors_.size(); }
   // Errors ordered by position (stable for equal positions).
   std::vector<ConfigError> take_sorted();
+
+  // Per-load state the section loaders share: key files already read in
+  // this load, by (path, type), so sessions naming the same file share one
+  // key ring and the file is read once.
+  std::map<std::pair<std::string, core::wire::AuthType>, std::shared_ptr<const core::auth::KeyRing>>
+      key_files;
 
  private:
   std::string file_;

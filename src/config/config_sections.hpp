@@ -31,4 +31,10 @@ void load_drain(const toml::table& table, Config& config, Diagnostics& diag);
 // [[session]] and [[accept]]; present keys override `params`.
 void read_timers(TableReader& reader, core::SessionParams& params);
 
+// auth_type / auth_keys, shared by [bfd], [[session]] and [[accept]]: present
+// keys override `auth` (which holds the [bfd] default), and the key file is
+// loaded when the result uses authentication. `defaults`: this is [bfd],
+// which may give auth_keys without a type (sessions then choose it).
+void read_auth(TableReader& reader, AuthSpec& auth, bool defaults = false);
+
 }  // namespace beacon::config::detail

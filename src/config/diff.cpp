@@ -151,10 +151,11 @@ SessionDiff diff_sessions(const std::vector<SessionSpec>& old,
                a.params.required_min_rx != b.params.required_min_rx;
     c.group = a.group != b.group;
     c.min_ttl = a.min_ttl != b.min_ttl;
+    c.auth = !(a.auth == b.auth);
     // Any field not named above that differs (a later per-session key) counts
     // as a change too, so it is never silently ignored.
-    const bool other = !same_spec(a, b) && !c.params && !c.group && !c.min_ttl;
-    (c.params || c.group || c.min_ttl || other ? d.changed : d.unchanged).push_back(c);
+    const bool other = !same_spec(a, b) && !c.params && !c.group && !c.min_ttl && !c.auth;
+    (c.params || c.group || c.min_ttl || c.auth || other ? d.changed : d.unchanged).push_back(c);
   }
   for (std::size_t i = 0; i < old.size(); ++i) {
     if (!kept[i]) d.removed.push_back(i);
@@ -236,7 +237,7 @@ Config effective_after_reload(const Config& running, const Config& next) {
 }
 
 std::string ConfigDiff::summary() const {
-  std::size_t timers = 0, params = 0, moved = 0, other = 0;
+  std::size_t timers = 0, params = 0, moved = 0, auth = 0, other = 0;
   for (const auto& c : sessions.changed) {
     if (c.timers) {
       ++timers;
@@ -244,13 +245,15 @@ std::string ConfigDiff::summary() const {
       ++params;
     }
     if (c.group) ++moved;
-    if (!c.params && !c.group) ++other;
+    if (c.auth) ++auth;
+    if (!c.params && !c.group && !c.auth) ++other;
   }
   std::string out = "sessions: " + count_list({{sessions.added.size(), "added"},
                                                {sessions.removed.size(), "removed"},
                                                {timers, "timers changed"},
                                                {params, "parameters changed"},
                                                {moved, "moved to another group"},
+                                               {auth, "authentication changed"},
                                                {other, "changed"}},
                                               sessions.unchanged.size());
   out += "; accept rules: ";

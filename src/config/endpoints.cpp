@@ -152,6 +152,8 @@ void load_session(const toml::table& t, Config& config, Diagnostics& diag,
   auto min_ttl = r.get_int("min_ttl", 1, 255);
   s.unhealthy_signal = read_session_signal(r, "unhealthy_signal");
   s.maintenance_signal = read_session_signal(r, "maintenance_signal");
+  s.auth = config.bfd.auth;
+  read_auth(r, s.auth);
   r.report_unknown();
 
   if (interface) s.interface = *interface;
@@ -232,6 +234,8 @@ void load_accept(const toml::table& t, Config& config, Diagnostics& diag,
   const bool interface_key = r.find("interface") != nullptr;
   read_timers(r, a.params);
   auto min_ttl = r.get_int("min_ttl", 1, 255);
+  a.auth = config.bfd.auth;
+  read_auth(r, a.auth);
   r.report_unknown();
 
   if (interface) a.interface = *interface;

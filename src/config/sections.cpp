@@ -146,6 +146,7 @@ void load_bfd(const toml::table& table, Config& config, Diagnostics& diag) {
   if (auto rate = r.get_int("passive_create_per_second", 1, 1'000'000)) {
     b.passive_create_per_second = static_cast<std::uint32_t>(*rate);
   }
+  read_auth(r, b.auth, true);
   r.report_unknown();
 }
 

@@ -86,17 +86,14 @@ FsmEvent event_for(State remote) {
   return FsmEvent::RxDown;
 }
 
-// §6.8.6 steps 10-12. Sessions carry no bfd.AuthType yet (a later issue): the
-// auth layer plugs in here, with the session's configured type and keys.
-wire::DropReason check_auth(const wire::ControlPacket& pkt, wire::AuthType configured) {
-  if (pkt.auth_present && configured == wire::AuthType::None) {
-    return wire::DropReason::AuthPresentNotConfigured;  // step 10, PKT-21
-  }
-  if (!pkt.auth_present && configured != wire::AuthType::None) {
-    return wire::DropReason::AuthMissing;  // step 11, PKT-22
-  }
-  // step 12 (PKT-23): verify pkt.auth against the keys once auth exists.
-  return wire::DropReason::None;
+// splitmix64 finaliser: the random start of bfd.XmitAuthSeq (AUTH-06) is
+// drawn from the session's seed without touching the jitter generator.
+std::uint32_t initial_xmit_seq(std::uint64_t seed) {
+  std::uint64_t z = seed + 0x632BE59BD9B4E019ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  z ^= z >> 31;
+  return static_cast<std::uint32_t>(z >> 32);
 }
 
 std::uint32_t to_wire_us(Duration d) {
@@ -152,6 +149,7 @@ Session::Session(std::uint32_t local_discr, const SessionParams& params, TimePoi
   // SM-01: Down/Down, diag 0, RemoteDiscr 0, RemoteMinRx 1 us, DesiredMinTx >= 1 s.
   v_.local_discr = local_discr;
   v_.rng = seed;
+  v_.xmit_auth.seq = initial_xmit_seq(seed);  // AUTH-06
   v_.desired_min_tx = target_desired_min_tx();
   v_.required_min_rx = params_.required_min_rx;
   v_.effective_tx = v_.desired_min_tx;
@@ -162,7 +160,8 @@ Session::Session(std::uint32_t local_discr, const SessionParams& params, TimePoi
 
 // ---------------------------------------------------------------- entry points
 
-Effects Session::receive(const wire::ControlPacket& pkt, TimePoint now) {
+Effects Session::receive(const wire::ControlPacket& pkt, TimePoint now,
+                         std::span<const std::uint8_t> raw) {
   Effects fx;
   // Steps 7 and 8 belong to the demultiplexer; defend against a wrong caller.
   if (pkt.your_discriminator != 0 && pkt.your_discriminator != v_.local_discr) {
@@ -170,12 +169,21 @@ Effects Session::receive(const wire::ControlPacket& pkt, TimePoint now) {
   } else if (pkt.your_discriminator == 0 && (pkt.state == State::Init || pkt.state == State::Up)) {
     fx.drop = wire::DropReason::ZeroYourDiscInitUp;  // step 8, PKT-19
   } else {
-    fx.drop = check_auth(pkt, wire::AuthType::None);  // steps 10-12
+    fx.drop = check_auth(pkt, raw, now);  // steps 10-12
   }
   if (fx.drop != wire::DropReason::None) {
     ++counters_.rx_dropped;  // PKT-11: no other side effect
     ++counters_.drops[static_cast<std::size_t>(fx.drop)];
     return fx;
+  }
+  if (auth_) {
+    // Errata 7082/7083 (AUTH-10): only a packet whose digest verified sets
+    // bfd.AuthSeqKnown and bfd.RcvAuthSeq, the first one included.
+    if (auth::is_keyed(auth_->type())) {
+      v_.auth_seq_known = true;
+      v_.rcv_auth_seq = pkt.auth.sequence;
+    }
+    v_.last_auth_rx = now;
   }
   ++counters_.rx_packets;
   if (v_.last_rx) counters_.rx_gap.observe(now - *v_.last_rx);
@@ -295,7 +303,64 @@ void Session::count_drop(wire::DropReason r) {
 }
 
 wire::ControlPacket Session::current_packet() const {
-  return build_packet(false);
+  wire::ControlPacket p = build_packet(false);
+  if (auth_) auth::peek(*auth_, v_.xmit_auth, p);
+  return p;
+}
+
+wire::ControlPacket Session::next_packet() {
+  return build_sent_packet(false);
+}
+
+// §6.8.6 steps 10-12 (PKT-21..23), §6.7.
+wire::DropReason Session::check_auth(const wire::ControlPacket& pkt,
+                                     std::span<const std::uint8_t> raw, TimePoint now) const {
+  if (pkt.auth_present && !auth_) {
+    return wire::DropReason::AuthPresentNotConfigured;  // step 10, PKT-21
+  }
+  if (!pkt.auth_present && auth_) {
+    return wire::DropReason::AuthMissing;  // step 11, PKT-22, AUTH-04/08
+  }
+  if (!auth_) return wire::DropReason::None;
+  // AUTH-11 (§6.8.1): bfd.AuthSeqKnown returns to 0 after twice the
+  // detection time without a verified packet, so a peer that restarted with
+  // a new random sequence number is accepted again. Counted from verified
+  // packets only: the restarted peer's own (rejected) packets must not keep
+  // the old window alive. Read here, written on acceptance only (PKT-11).
+  bool known = v_.auth_seq_known;
+  const Duration dt = detection_time();
+  if (known && v_.last_auth_rx && dt > Duration{0} && now - *v_.last_auth_rx >= dt * 2) {
+    known = false;
+  }
+  return auth::verify(*auth_, known, v_.rcv_auth_seq, pkt, raw);  // step 12, PKT-23
+}
+
+void Session::set_auth(std::shared_ptr<const auth::KeyRing> keys) {
+  const wire::AuthType before = auth_type();
+  auth_ = std::move(keys);
+  if (auth_type() != before) {
+    // A different type: nothing heard so far was verified under it.
+    v_.auth_seq_known = false;
+    v_.rcv_auth_seq = 0;
+    v_.last_auth_rx.reset();
+    v_.xmit_auth.sent_any = false;
+  }
+}
+
+const auth::KeyRing* Session::auth_keys() const {
+  return auth_.get();
+}
+wire::AuthType Session::auth_type() const {
+  return auth_ ? auth_->type() : wire::AuthType::None;
+}
+bool Session::auth_seq_known() const {
+  return v_.auth_seq_known;
+}
+std::uint32_t Session::rcv_auth_seq() const {
+  return v_.rcv_auth_seq;
+}
+std::uint32_t Session::xmit_auth_seq() const {
+  return v_.xmit_auth.seq;
 }
 
 TimePoint Session::next_deadline() const {
@@ -451,6 +516,13 @@ wire::ControlPacket Session::build_packet(bool final) const {
   return p;
 }
 
+wire::ControlPacket Session::build_sent_packet(bool final) {
+  wire::ControlPacket p = build_packet(final);
+  // PKT-04: A = 1 exactly when the session uses authentication.
+  if (auth_) auth::stamp(*auth_, v_.xmit_auth, p);
+  return p;
+}
+
 void Session::enter_state(State next, int diag, std::string_view reason, TimePoint now, Effects& fx,
                           FlapCause cause) {
   const State old = v_.session_state;
@@ -589,7 +661,7 @@ void Session::finish(Effects& fx, TimePoint now, bool immediate, bool final) {
   update_timers(now);
   const bool due = v_.next_tx <= now + params_.tx_slack;
   if (!can_send_any() || !(immediate || final || due)) return;
-  fx.send = build_packet(final);
+  fx.send = build_sent_packet(final);
   if (fx.send->poll) v_.last_poll_tx = now;
   ++counters_.tx_packets;
   if (final) ++counters_.finals_sent;

@@ -117,6 +117,12 @@ std::string_view drop_reason_name(DropReason r) {
       return "wrong_port";
     case DropReason::PassiveLimit:
       return "passive_limit";
+    case DropReason::AuthWrongType:
+      return "auth_wrong_type";
+    case DropReason::AuthUnknownKeyId:
+      return "auth_unknown_key_id";
+    case DropReason::AuthBadSequence:
+      return "auth_bad_sequence";
     case DropReason::Count:
       break;
   }

@@ -71,6 +71,11 @@ json session_to_json(const engine::SessionSnapshot& s) {
   // True when the [[session]] overrides its group's signals (the two above
   // are then this session's own).
   j["signal_override"] = s.signal_override;
+  // Authentication (RFC 5880 §6.7): the type as configured and the signing
+  // Key ID (null without authentication). Never a secret.
+  j["auth_type"] = core::auth::config_name(s.auth_type);
+  j["auth_key_id"] =
+      s.auth_type == core::wire::AuthType::None ? json(nullptr) : json(s.auth_key_id);
   return j;
 }
 

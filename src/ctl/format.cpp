@@ -75,6 +75,14 @@ std::string signals_cell(const json& s) {
   return cell;
 }
 
+// "keyed-sha1:3" (the type and the signing Key ID), "-" without
+// authentication or from a daemon that does not report it.
+std::string auth_cell(const json& s) {
+  const std::string type = text(s, "auth_type");
+  if (type == "-" || type == "none") return "-";
+  return type + ":" + text(s, "auth_key_id");
+}
+
 }  // namespace
 
 std::string format_interval_us(std::int64_t us) {
@@ -106,9 +114,10 @@ Table sessions_table(const json& sessions, const Style& style, bool compact) {
       compact
           ? std::vector<std::string>{"PEER", "IFACE", "GROUP",       "STATE", "REMOTE", "DIAG(L/R)",
                                      "TX",   "HOLD",  "SIGNAL(U/M)", "SINCE", "REASON"}
-          : std::vector<std::string>{"PEER",      "LOCAL",     "IFACE",       "GROUP", "STATE",
-                                     "REMOTE",    "DIAG(L/R)", "LDISC",       "RDISC", "TX",
-                                     "RX/DETECT", "HOLD",      "SIGNAL(U/M)", "SINCE", "REASON"};
+          : std::vector<std::string>{"PEER",        "LOCAL",  "IFACE",     "GROUP",
+                                     "STATE",       "REMOTE", "DIAG(L/R)", "LDISC",
+                                     "RDISC",       "TX",     "RX/DETECT", "HOLD",
+                                     "SIGNAL(U/M)", "SINCE",  "AUTH",      "REASON"};
   Table t(bold_header(std::move(header), style));
   if (!sessions.is_array()) return t;
   for (const auto& s : sessions) {
@@ -135,8 +144,10 @@ Table sessions_table(const json& sessions, const Style& style, bool compact) {
     if (!compact) {
       row.push_back(interval(s, "required_min_rx_us") + "/" + interval(s, "detection_time_us"));
     }
-    row.insert(row.end(), {style.paint(hold, hold_c), signals_cell(s),
-                           since ? format_age_ms(*since) : "-", reason});
+    row.insert(row.end(),
+               {style.paint(hold, hold_c), signals_cell(s), since ? format_age_ms(*since) : "-"});
+    if (!compact) row.push_back(auth_cell(s));
+    row.push_back(reason);
     t.add(std::move(row));
   }
   return t;

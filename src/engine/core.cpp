@@ -1,6 +1,8 @@
 // The engine core: sessions, their one scheduler, receive and demultiplexing,
 // passive sessions and the graceful shutdown (see core.hpp). Holds, the
 // fail-safe and snapshots are in core_holds.cpp.
+#include <fmt/format.h>
+
 #include <cerrno>
 #include <string>
 
@@ -30,6 +32,20 @@ constexpr Duration kDropLogInterval{1'000'000};
 constexpr std::int64_t kPhasePerSessionUs = 100;
 
 using util::with_scope;
+
+bool is_auth_failure(DropReason r) {
+  switch (r) {
+    case DropReason::AuthPresentNotConfigured:
+    case DropReason::AuthMissing:
+    case DropReason::AuthFailed:
+    case DropReason::AuthWrongType:
+    case DropReason::AuthUnknownKeyId:
+    case DropReason::AuthBadSequence:
+      return true;
+    default:
+      return false;
+  }
+}
 
 }  // namespace
 
@@ -237,6 +253,7 @@ void EngineCore::Impl::create_configured(const config::SessionSpec& spec, TimePo
     throw StartupError(who + ": " + (discr ? error : "no free discriminator"));
   }
   s.session.emplace(*discr, session_params(spec.params, spec.passive), now, rng());
+  s.session->set_auth(spec.auth.keys);
   // A random initial phase: thousands of configured sessions must not all
   // send their first packet in the same instant (one wake-up, thousands of
   // sends, receive starved meanwhile). The spread grows with the number of
@@ -356,15 +373,32 @@ void EngineCore::Impl::delete_slot(std::uint32_t id) {
 
 // ================================================================ receive
 
-void EngineCore::Impl::drop(DropReason r, const RxInfo& info) {
+void EngineCore::Impl::drop(DropReason r, const RxInfo& info,
+                            const core::wire::ControlPacket* pkt) {
   const auto i = static_cast<std::size_t>(r);
   ++stats.drops[i];
-  if (!log->should_log(spdlog::level::debug)) return;
+  // Authentication failures are a security event: a warning (rate-limited
+  // per reason, so a flood cannot fill the log). The rest at debug.
+  const bool auth = is_auth_failure(r);
+  const auto level = auth ? spdlog::level::warn : spdlog::level::debug;
+  if (!log->should_log(level)) return;
   const TimePoint now = clock.now();
   if (drop_logged[i] != TimePoint{} && now - drop_logged[i] < kDropLogInterval) return;
   drop_logged[i] = now;
-  log->debug("drop from {} port {}: {} ({} so far)", info.src.to_string(), info.src_port,
-             core::wire::drop_reason_name(r), stats.drops[i]);
+  if (auth && pkt != nullptr) {
+    std::string what = pkt->auth_present ? fmt::format("auth type {} key id {}",
+                                                       core::wire::auth_type_name(pkt->auth.type),
+                                                       pkt->auth.key_id)
+                                         : std::string("no auth section");
+    if (pkt->auth_present && core::auth::is_keyed(pkt->auth.type)) {
+      what += fmt::format(" sequence {}", pkt->auth.sequence);
+    }
+    log->warn("authentication failure from {} port {}: {} ({}; {} so far)", info.src.to_string(),
+              info.src_port, core::wire::drop_reason_name(r), what, stats.drops[i]);
+    return;
+  }
+  log->log(level, "drop from {} port {}: {} ({} so far)", info.src.to_string(), info.src_port,
+           core::wire::drop_reason_name(r), stats.drops[i]);
 }
 
 void EngineCore::Impl::on_datagram(std::span<const std::uint8_t> bytes, const RxInfo& info) {
@@ -405,7 +439,7 @@ void EngineCore::Impl::on_datagram(std::span<const std::uint8_t> bytes, const Rx
       key.local = asio::ip::address();  // multihop session without a configured local
       id = table.by_path(key);
     }
-    if (!id) return try_accept(pkt, info, now);
+    if (!id) return try_accept(pkt, bytes, info, now);
   }
   SessionSlot& s = *slots[*id];
   if (s.multihop && info.ttl < s.min_ttl) {
@@ -414,8 +448,8 @@ void EngineCore::Impl::on_datagram(std::span<const std::uint8_t> bytes, const Rx
   }
   const core::wire::State remote_before = s.session->remote_state();
   const std::uint8_t remote_diag_before = s.session->remote_diag();
-  const core::Effects fx = s.session->receive(pkt, now);
-  if (fx.drop != DropReason::None) return drop(fx.drop, info);
+  const core::Effects fx = s.session->receive(pkt, now, bytes);
+  if (fx.drop != DropReason::None) return drop(fx.drop, info, &pkt);
   // What the peer says is shown too (remote state, diag): a reader right
   // after the peer came Up must see it without waiting for the periodic build.
   if (s.session->remote_state() != remote_before ||
@@ -429,7 +463,8 @@ void EngineCore::Impl::on_datagram(std::span<const std::uint8_t> bytes, const Rx
 }
 
 // No session for a YD 0 packet: an [[accept]] rule may create a passive one.
-void EngineCore::Impl::try_accept(const core::wire::ControlPacket& pkt, const RxInfo& info,
+void EngineCore::Impl::try_accept(const core::wire::ControlPacket& pkt,
+                                  std::span<const std::uint8_t> bytes, const RxInfo& info,
                                   TimePoint now) {
   if (shutting_down) return drop(DropReason::NoSessionForPeer, info);
   const AcceptPolicy::Verdict v =
@@ -454,12 +489,13 @@ void EngineCore::Impl::try_accept(const core::wire::ControlPacket& pkt, const Rx
   // Run the packet through a session that is not in any table yet: if the
   // session drops it, nothing was created (PKT-11).
   core::Session session(*discr, session_params(a.params, true), now, rng());
+  session.set_auth(a.auth.keys);  // the rule's authentication checks the first packet
   core::Effects fx_hold;
   if (eh.hold != core::Hold::None) fx_hold = session.set_hold(eh.hold, eh.diag, now);
-  core::Effects fx = session.receive(pkt, now);
+  core::Effects fx = session.receive(pkt, now, bytes);
   if (fx.drop != DropReason::None) {
     table.release_discriminator(*discr);
-    return drop(fx.drop, info);
+    return drop(fx.drop, info, &pkt);
   }
 
   PathSpec ps;
@@ -520,7 +556,7 @@ void EngineCore::Impl::try_accept(const core::wire::ControlPacket& pkt, const Rx
   if (fx.send) {
     send_packet(s, *fx.send);
   } else if (fx_hold.send) {
-    send_packet(s, s.session->current_packet());
+    send_packet(s, s.session->next_packet());
   }
   if (fx.change) log_change(s, *fx.change);
   rearm_slot(s);
@@ -535,7 +571,8 @@ void EngineCore::Impl::carry_out(SessionSlot& s, const core::Effects& fx) {
 
 void EngineCore::Impl::send_packet(SessionSlot& s, const core::wire::ControlPacket& p) {
   std::array<std::uint8_t, core::wire::kMaxPacketLength> buf;
-  const std::size_t n = core::wire::encode(p, buf);
+  // Signed with the session's key (RFC 5880 §6.7.3/6.7.4) once encoded.
+  const std::size_t n = core::auth::encode(p, s.session->auth_keys(), buf);
   if (n != 0 && s.path && transport.send(*s.path, std::span<const std::uint8_t>(buf.data(), n))) {
     ++stats.tx_packets;
   } else {

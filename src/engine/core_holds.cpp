@@ -369,6 +369,10 @@ SessionSnapshot EngineCore::Impl::snapshot(const SessionSlot& s, TimePoint now) 
     o.maintenance_signal = core::hold_name(s.signals.maintenance);
   }
   o.signal_override = s.signals.overridden;
+  if (const core::auth::KeyRing* k = x.auth_keys()) {
+    o.auth_type = k->type();
+    o.auth_key_id = k->signing().id;
+  }
   o.params = x.params();
   o.tx_interval = x.tx_interval();
   o.detection_time = x.detection_time();

@@ -165,8 +165,13 @@ struct EngineCore::Impl {
   void update_managed(const std::vector<ManagedGroup>& before, core::TimePoint now);
   void make_way(const config::SessionSpec& spec, ReloadResult& r);
   void on_datagram(std::span<const std::uint8_t> bytes, const RxInfo& info);
-  void try_accept(const core::wire::ControlPacket& pkt, const RxInfo& info, core::TimePoint now);
-  void drop(core::wire::DropReason r, const RxInfo& info);
+  void try_accept(const core::wire::ControlPacket& pkt, std::span<const std::uint8_t> bytes,
+                  const RxInfo& info, core::TimePoint now);
+  // Counts the drop; logs it at most once a second per reason: at debug,
+  // or at warning for authentication failures (`pkt` then names the Auth
+  // Type, Key ID and sequence number it carried; never a secret).
+  void drop(core::wire::DropReason r, const RxInfo& info,
+            const core::wire::ControlPacket* pkt = nullptr);
   void carry_out(SessionSlot& s, const core::Effects& fx);
   void send_packet(SessionSlot& s, const core::wire::ControlPacket& p);
   void log_change(const SessionSlot& s, const core::StateChange& c);

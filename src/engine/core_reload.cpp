@@ -60,6 +60,13 @@ std::string params_change(const core::SessionParams& a, const core::SessionParam
   return fmt::format("{}", fmt::join(parts, ", "));
 }
 
+// "keyed-sha1, signing key id 2 of 3 keys" / "none": never a secret.
+std::string auth_text(const core::auth::KeyRing* k) {
+  if (k == nullptr) return "none";
+  return fmt::format("{}, signing key id {} of {} key{}", core::auth::config_name(k->type()),
+                     k->signing().id, k->size(), k->size() == 1 ? "" : "s");
+}
+
 }  // namespace
 
 bool EngineCore::Impl::removal_done(const SessionSlot& s, TimePoint now) const {
@@ -154,6 +161,15 @@ void EngineCore::Impl::replace_accepts(ReloadResult& r,
       s.reload_poll = true;
       carry_out(s, s.session->set_params(session_params(a.params, true), now));
     }
+    // The rule's keys as loaded now (hitless for the same type).
+    const core::auth::KeyRing* had = s.session->auth_keys();
+    const bool same_auth =
+        had == a.auth.keys.get() || (had != nullptr && a.auth.keys && had->same_as(*a.auth.keys));
+    if (!same_auth) {
+      r.messages.push_back("session " + s.peer_text + ": dynamic, authentication " +
+                           auth_text(had) + " -> " + auth_text(a.auth.keys.get()));
+    }
+    s.session->set_auth(a.auth.keys);
     rearm_slot(s);
   }
 }
@@ -289,6 +305,14 @@ ReloadResult EngineCore::Impl::reload(EngineOptions next) {
       apply_hold(s, now);
     }
     if (c.min_ttl && s.multihop) s.min_ttl = spec.min_ttl;
+    if (c.auth) {
+      // Swapped in place (config/diff.hpp): same type, the sequence numbers
+      // carry on and the session stays Up through a key rotation.
+      r.messages.push_back("session " + s.peer_text + ": authentication " +
+                           auth_text(s.session->auth_keys()) + " -> " +
+                           auth_text(spec.auth.keys.get()));
+      s.session->set_auth(spec.auth.keys);
+    }
     if (c.params) {
       ++r.params_changed;
       if (c.timers) ++r.timers_changed;

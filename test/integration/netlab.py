@@ -639,6 +639,19 @@ class Bird:
     def bfd_sessions(self) -> list[dict[str, Any]]:
         return parse_bird_bfd_sessions(self.birdc("show", "bfd", "sessions"))
 
+    def reconfigure(self, config: str) -> str:
+        """Rewrite the config file and apply it with `birdc configure` (BIRD keeps running)."""
+        check = subprocess.run(["bird", "-p", "-c", "/dev/stdin"], input=config,
+                               capture_output=True, text=True)
+        if check.returncode != 0:
+            raise RuntimeError(f"bad BIRD config: {check.stderr.strip()}\n{config}")
+        with open(self.conf, "w") as f:
+            f.write(config)
+        out = self.birdc("configure")
+        if "Reconfigured" not in out and "Reconfiguration in progress" not in out:
+            raise RuntimeError(f"birdc configure failed: {out}")
+        return out
+
     def bfd_state(self, peer: str) -> str | None:
         """State of the BFD session to `peer` (None: no such session)."""
         want = ipaddress.ip_address(peer)
@@ -660,9 +673,11 @@ class Bird:
 
 def bird_router_config(routes: list[tuple[str, list[str]]], interface: str = "*",
                        min_rx_ms: int = 50, min_tx_ms: int = 50, multiplier: int = 3,
-                       idle_tx_ms: int = 1000, extra: str = "") -> str:
+                       idle_tx_ms: int = 1000, extra: str = "", bfd_options: str = "") -> str:
     """BIRD config for a router holding static routes `prefix via NH bfd [via NH bfd]...`
-    exported to the kernel, with one BFD interface block. IPv4 and IPv6 prefixes may mix."""
+    exported to the kernel, with one BFD interface block. IPv4 and IPv6 prefixes may mix.
+    bfd_options: more statements inside the interface block, e.g. authentication
+    (`authentication keyed sha1; password "s" { id 1; };`)."""
     v4 = [(p, nhs) for p, nhs in routes if ipaddress.ip_network(p, strict=False).version == 4]
     v6 = [(p, nhs) for p, nhs in routes if ipaddress.ip_network(p, strict=False).version == 6]
     out = [
@@ -671,7 +686,7 @@ def bird_router_config(routes: list[tuple[str, list[str]]], interface: str = "*"
         "protocol device { scan time 10; }",
         f'protocol bfd bfd1 {{\n  interface "{interface}" {{ min rx interval {min_rx_ms} ms; '
         f"min tx interval {min_tx_ms} ms; idle tx interval {idle_tx_ms} ms; "
-        f"multiplier {multiplier}; }};\n}}",
+        f"multiplier {multiplier}; {bfd_options} }};\n}}",
     ]
     for fam, rs in (("ipv4", v4), ("ipv6", v6)):
         if not rs:
@@ -931,10 +946,17 @@ def parse_bfd_frame(frame: bytes) -> dict[str, Any] | None:
     if dport not in (3784, 4784):
         return None
     b = udp[8:]
-    return {"src": src, "dst": dst, "sport": sport, "dport": dport, "ttl": ttl, "tos": tos,
-            "version": b[0] >> 5, "diag": b[0] & 0x1F, "state": BFD_STATES[b[1] >> 6],
-            "flags": b[1] & 0x3F, "mult": b[2], "length": b[3],
-            "my_discr": int.from_bytes(b[4:8], "big"), "your_discr": int.from_bytes(b[8:12], "big")}
+    out = {"src": src, "dst": dst, "sport": sport, "dport": dport, "ttl": ttl, "tos": tos,
+           "version": b[0] >> 5, "diag": b[0] & 0x1F, "state": BFD_STATES[b[1] >> 6],
+           "flags": b[1] & 0x3F, "mult": b[2], "length": b[3],
+           "my_discr": int.from_bytes(b[4:8], "big"), "your_discr": int.from_bytes(b[8:12], "big")}
+    # Authentication section (A bit): type, key id, MD5/SHA1 sequence number, and the
+    # BFD payload itself (hex) so a test can replay a captured packet.
+    out["auth_type"] = b[24] if (b[1] & 0x04) and len(b) >= 27 else 0
+    out["key_id"] = b[26] if out["auth_type"] else None
+    out["seq"] = int.from_bytes(b[28:32], "big") if out["auth_type"] >= 2 and len(b) >= 32 else None
+    out["hex"] = b[:b[3]].hex()
+    return out
 
 
 def _sniff_main(iface: str, seconds: float) -> None:

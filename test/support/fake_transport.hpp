@@ -43,6 +43,7 @@ class FakeTransport final : public engine::Transport {
     core::wire::ControlPacket pkt;
     core::wire::DropReason decode = core::wire::DropReason::None;  // of our own bytes
     std::size_t bytes = 0;
+    std::vector<std::uint8_t> raw;  // the bytes as sent (digests checkable)
   };
 
   explicit FakeTransport(const core::Clock& clock) : clock_(clock) {}
@@ -101,6 +102,7 @@ class FakeTransport final : public engine::Transport {
     s.at = clock_.now();
     s.decode = core::wire::decode(bytes, s.pkt);
     s.bytes = bytes.size();
+    s.raw.assign(bytes.begin(), bytes.end());
     sent.push_back(s);
     return true;
   }

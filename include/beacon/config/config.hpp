@@ -8,12 +8,14 @@
 #include <boost/asio/ip/address.hpp>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "beacon/core/auth.hpp"
 #include "beacon/core/session.hpp"
 #include "beacon/core/time.hpp"
 
@@ -66,10 +68,38 @@ struct EngineConfig {
   std::string transmit = "send";
 };
 
+// Authentication of a session (RFC 5880 §6.7): the keys auth_type and
+// auth_keys of [[session]], [[accept]] and, as the default, [bfd]. Secrets
+// live only in the key file (see load_key_file) and in `keys`; they never
+// appear in errors, logs, bfdctl or metrics.
+struct AuthSpec {
+  core::wire::AuthType type = core::wire::AuthType::None;
+  std::string keys_path;  // absolute path of the key file; "" with type None
+  // Loaded from keys_path when the configuration was loaded; nullptr with
+  // type None. Shared by every session configured with the same file.
+  std::shared_ptr<const core::auth::KeyRing> keys;
+  // Type, path and the keys' contents (a reload that rewrote the key file
+  // with other keys is a change even if the path is the same).
+  bool operator==(const AuthSpec& o) const;
+};
+
+// Reads a key file for sessions of `type` (not None): lines "KEY_ID SECRET"
+// (blank lines and lines starting with '#' ignored), KEY_ID 0..255 and
+// unique, SECRET one word of printable ASCII or "0x" followed by hex digits
+// (two per byte), 1..16 bytes for simple and MD5, 1..20 for SHA1 (AUTH-02).
+// The first key signs, all verify. Refused (nullptr, `error` says why,
+// naming the file but never a secret) unless the file is a regular file
+// owned by the daemon's effective user or root with no group or other
+// permission bits (chmod 600).
+std::shared_ptr<const core::auth::KeyRing> load_key_file(const std::string& path,
+                                                         core::wire::AuthType type,
+                                                         std::string& error);
+
 struct BfdDefaults {
   core::SessionParams params{};         // desired_min_tx, required_min_rx, detect_multiplier
   std::uint8_t multihop_min_ttl = 254;  // RFC 5883 / MH-05 (GTSM style)
   std::uint32_t passive_create_per_second = 100;  // accept-rule creation rate limit
+  AuthSpec auth;  // auth_type / auth_keys default of every session and accept rule
 };
 
 struct SessionSpec {
@@ -85,6 +115,7 @@ struct SessionSpec {
   // one group can face an RFC 5882-strict router and a BIRD router at once.
   std::optional<core::Hold> unhealthy_signal;
   std::optional<core::Hold> maintenance_signal;
+  AuthSpec auth;             // [bfd]'s unless the table sets auth_type / auth_keys
   int line = 0, column = 0;  // where the [[session]] table starts
   // Every field, line/column included (config/diff.hpp compares without them).
   bool operator==(const SessionSpec&) const = default;
@@ -99,6 +130,7 @@ struct AcceptSpec {
   std::string interface;         // empty: any
   core::SessionParams params{};  // passive = true
   std::uint8_t min_ttl = 255;
+  AuthSpec auth;  // of the sessions it creates; [bfd]'s unless set here
   int line = 0, column = 0;
   // Every field, line/column included (config/diff.hpp compares without them).
   bool operator==(const AcceptSpec&) const = default;

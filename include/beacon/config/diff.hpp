@@ -14,7 +14,12 @@
 //    §6.8.3); a Detect Mult change alone needs no Poll;
 //  - group: the session moves to the other group and takes up that group's
 //    holds at once (an unhealthy group signals Down on the next packet);
-//  - min_ttl (multihop): the receive rule changes, nothing on the wire.
+//  - min_ttl (multihop): the receive rule changes, nothing on the wire;
+//  - authentication (auth_type, auth_keys, or the key file's contents, read
+//    again on every reload): swapped in place without a restart, so a key
+//    rotation (add the new key on both sides, then make it the first line)
+//    never takes the session down; the sequence numbers carry on while the
+//    type stays the same (Session::set_auth).
 //
 // [[accept]] rules are compared as one ordered list (order decides which
 // rule matches); [[check]] and [[group]] tables by name. Every field counts
@@ -70,6 +75,7 @@ struct SessionChange {
   bool timers = false;        // desired_min_tx or required_min_rx (a Poll while Up)
   bool group = false;
   bool min_ttl = false;
+  bool auth = false;  // auth_type, auth_keys or the key file's contents
 };
 
 struct SessionDiff {

@@ -14,9 +14,12 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string_view>
 
+#include "beacon/core/auth.hpp"
 #include "beacon/core/histogram.hpp"
 #include "beacon/core/time.hpp"
 #include "beacon/core/wire.hpp"
@@ -102,12 +105,18 @@ inline constexpr std::array<wire::State, kStateCount> kStates{
     wire::State::AdminDown, wire::State::Down, wire::State::Init, wire::State::Up};
 // The drop reasons a session can be charged with (SessionCounters::drops):
 // its own steps plus the engine's per-session rules (TTL, port).
-inline constexpr std::array<wire::DropReason, 7> kSessionDropReasons{
+// The authentication reasons (§6.8.6 steps 10-12, §6.7): unexpected auth,
+// missing auth, bad digest or password, wrong type, unknown key id, bad
+// sequence number.
+inline constexpr std::array<wire::DropReason, 10> kSessionDropReasons{
     wire::DropReason::UnknownYourDiscriminator,
     wire::DropReason::ZeroYourDiscInitUp,
     wire::DropReason::AuthPresentNotConfigured,
     wire::DropReason::AuthMissing,
     wire::DropReason::AuthFailed,
+    wire::DropReason::AuthWrongType,
+    wire::DropReason::AuthUnknownKeyId,
+    wire::DropReason::AuthBadSequence,
     wire::DropReason::BadTtl,
     wire::DropReason::WrongPort};
 
@@ -148,7 +157,23 @@ class Session {
 
   // A packet that passed wire::decode and demultiplexing (§6.8.6 steps 1-9).
   // Applies steps 10-22. On drop, Effects::drop says why and nothing changed.
-  Effects receive(const wire::ControlPacket& pkt, TimePoint now);
+  // `raw` is the received datagram the packet was decoded from (the digest
+  // covers its bytes); empty: re-encoded from `pkt` (tests building structs).
+  Effects receive(const wire::ControlPacket& pkt, TimePoint now,
+                  std::span<const std::uint8_t> raw = {});
+
+  // Authentication (RFC 5880 §6.7): the keys this session signs and checks
+  // with; nullptr: none (bfd.AuthType 0). Sessions start without. Changing
+  // the keys of the same type keeps the sequence state (a hitless key
+  // rotation, AUTH-12); a change of type starts the receive side afresh
+  // (bfd.AuthSeqKnown = 0). Takes effect on the next packet either way:
+  // nothing is sent by this call. Received packets never change it (AUTH-13).
+  void set_auth(std::shared_ptr<const auth::KeyRing> keys);
+  const auth::KeyRing* auth_keys() const;
+  wire::AuthType auth_type() const;     // None without keys
+  bool auth_seq_known() const;          // bfd.AuthSeqKnown
+  std::uint32_t rcv_auth_seq() const;   // bfd.RcvAuthSeq
+  std::uint32_t xmit_auth_seq() const;  // bfd.XmitAuthSeq (of the last packet sent)
 
   // Call when now + params().tx_slack >= next_deadline(): periodic transmit
   // (due within the slack), detection timeout (diag 1), remote-state expiry
@@ -169,8 +194,12 @@ class Session {
   void defer_first_packet(TimePoint at);
 
   // The packet the session would send right now (shutdown bursts, tests).
-  // Does not change state or counters.
+  // Does not change state or counters (its sequence number is the one the
+  // next packet will carry).
   wire::ControlPacket current_packet() const;
+  // current_packet() for sending: consumes its sequence number (a meticulous
+  // peer drops a repeated one). Counters are unchanged, as for current_packet().
+  wire::ControlPacket next_packet();
 
   // Earliest instant expire() has work; TimePoint::max() if none.
   TimePoint next_deadline() const;
@@ -247,6 +276,12 @@ class Session {
     TimePoint last_change{};
     Hold hold = Hold::None;
     std::uint64_t rng = 0;  // splitmix64 state for TMR-02/03 jitter
+    // Authentication (§6.8.1): bfd.AuthSeqKnown, bfd.RcvAuthSeq, the last
+    // verified packet (AUTH-11 counts silence from it), bfd.XmitAuthSeq.
+    bool auth_seq_known = false;
+    std::uint32_t rcv_auth_seq = 0;
+    std::optional<TimePoint> last_auth_rx;
+    auth::TxSeq xmit_auth;
   };
 
   bool can_send_any() const;
@@ -258,6 +293,10 @@ class Session {
   Duration min_gap(Duration interval) const;  // bounds of jittered()
   Duration max_gap(Duration interval) const;
   wire::ControlPacket build_packet(bool final) const;
+  // build_packet() with the auth section stamped (advances bfd.XmitAuthSeq).
+  wire::ControlPacket build_sent_packet(bool final);
+  wire::DropReason check_auth(const wire::ControlPacket& pkt, std::span<const std::uint8_t> raw,
+                              TimePoint now) const;
   void enter_state(wire::State next, int diag, std::string_view reason, TimePoint now, Effects& fx,
                    FlapCause cause = FlapCause::LocalHold);
   bool run_fsm(FsmEvent event, TimePoint now, Effects& fx);
@@ -271,6 +310,7 @@ class Session {
   Vars v_;
   SessionParams params_;
   SessionCounters counters_;
+  std::shared_ptr<const auth::KeyRing> auth_;
 };
 
 }  // namespace beacon::core

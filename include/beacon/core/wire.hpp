@@ -114,12 +114,17 @@ enum class DropReason : std::uint8_t {
   UnknownYourDiscriminator,  // step 7
   ZeroYourDiscInitUp,        // step 8
   NoSessionForPeer,          // step 9: no session and no accept rule
-  AuthPresentNotConfigured,  // step 10
-  AuthMissing,               // step 11
-  AuthFailed,                // step 12
+  AuthPresentNotConfigured,  // step 10: unexpected auth (A = 1, session has none)
+  AuthMissing,               // step 11: missing auth (A = 0, session uses auth)
+  AuthFailed,                // step 12: bad digest (MD5/SHA1) or wrong password
   BadTtl,                    // RFC 5881 §5 / RFC 5883 min TTL (checked before step 7)
   WrongPort,                 // MH-10: single-hop session on 4784 or vice versa
   PassiveLimit,              // accept rule cap / creation rate limit reached
+  // step 12, the other §6.7 failures (appended: the names above keep their
+  // place in every listing)
+  AuthWrongType,     // Auth Type is not the session's
+  AuthUnknownKeyId,  // Key ID not among the session's keys
+  AuthBadSequence,   // MD5/SHA1 sequence number outside the replay window
   Count
 };
 

@@ -135,6 +135,10 @@ struct SessionSnapshot {
   std::string unhealthy_signal;
   std::string maintenance_signal;
   bool signal_override = false;  // the [[session]] overrides its group's signals
+  // Authentication in use (RFC 5880 §6.7) and the Key ID it signs with
+  // (meaningful when auth_type is not None). Never a secret.
+  core::wire::AuthType auth_type = core::wire::AuthType::None;
+  std::uint8_t auth_key_id = 0;
   core::SessionParams params{};
   core::Duration tx_interval{0};
   core::Duration detection_time{0};

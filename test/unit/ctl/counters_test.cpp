@@ -48,7 +48,12 @@ TEST_F(CountersCommandTest, EverySessionWithPacketsDropsTransitionsFlaps) {
   EXPECT_EQ(s["peer"], "198.18.0.1");
   EXPECT_EQ(s["packets"], (json{{"rx", 70}, {"tx", 90}}));
   EXPECT_EQ(s["drops"]["wrong_port"], 6);
-  EXPECT_EQ(s["drops"].size(), 7u);
+  // Every reason a session is charged with, the six authentication ones included.
+  EXPECT_EQ(s["drops"].size(), 10u);
+  for (const char* r : {"auth_present_not_configured", "auth_missing", "auth_failed",
+                        "auth_wrong_type", "auth_unknown_key_id", "auth_bad_sequence"}) {
+    EXPECT_EQ(s["drops"][r], 0) << r;
+  }
   EXPECT_EQ(s["transitions"]["Up"]["Down"], 3);
   EXPECT_EQ(s["transitions"]["Down"]["Init"], 0);
   EXPECT_FALSE(s["transitions"]["Up"].contains("Up"));

@@ -44,6 +44,16 @@ TEST(Format, SessionsTableHasHeaderAndOneRowPerSession) {
   }
 }
 
+TEST(Format, SessionsTableShowsAuthTypeAndSigningKeyId) {
+  auto s = testing::sample_session();
+  std::string t = format_sessions_table(json::array({session_to_json(s)}));
+  EXPECT_NE(t.find("AUTH"), std::string::npos) << t;
+  s.auth_type = core::wire::AuthType::MeticulousKeyedSha1;
+  s.auth_key_id = 12;
+  t = format_sessions_table(json::array({session_to_json(s)}));
+  EXPECT_NE(t.find("meticulous-keyed-sha1:12"), std::string::npos) << t;
+}
+
 TEST(Format, SessionsTableShowsHoldReasonOnlyWhenHeld) {
   auto held = testing::sample_session();
   held.hold_reason = "check haproxy: HTTP 503";

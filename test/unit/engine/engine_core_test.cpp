@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "beacon/core/auth.hpp"
+#include "beacon/crypto/libcrypto.hpp"
 #include "beacon/engine/core.hpp"
 #include "fake_clock.hpp"
 #include "fake_transport.hpp"
@@ -275,6 +277,14 @@ class CoreTest : public ::testing::Test {
   // Packets sent since index `from`, to `p`.
   std::vector<FakeTransport::Sent> sent_to(const Peer& p, std::size_t from = 0) const {
     return net_.to(p.address, from);
+  }
+
+  std::string lines_with(const std::string& needle) const {
+    std::string out;
+    for (const auto& l : sink_->last_formatted()) {
+      if (l.find(needle) != std::string::npos) out += l + "\n";
+    }
+    return out;
   }
 
   int count_lines(const std::string& needle) const {
@@ -2759,6 +2769,220 @@ TEST_F(CoreTest, AcceptedSessionsTakeTheirGroupsSignals) {
   EXPECT_FALSE(s->signal_override);
   EXPECT_EQ(s->hold, core::Hold::AdminDown);
   EXPECT_EQ(s->local_diag, 7);
+}
+
+// ================================================================ authentication
+
+std::shared_ptr<const core::auth::KeyRing> key_ring(
+    core::wire::AuthType t, std::vector<std::pair<std::uint8_t, std::string>> keys) {
+  std::vector<core::auth::Key> out;
+  for (const auto& [id, secret] : keys) {
+    core::auth::Key k;
+    k.id = id;
+    k.len = static_cast<std::uint8_t>(secret.size());
+    std::copy(secret.begin(), secret.end(), k.secret.begin());
+    out.push_back(k);
+  }
+  return std::make_shared<const core::auth::KeyRing>(t, std::move(out), crypto::libcrypto_ops());
+}
+
+config::AuthSpec auth_spec(std::shared_ptr<const core::auth::KeyRing> keys) {
+  config::AuthSpec a;
+  a.type = keys->type();
+  a.keys_path = "/test/keys";
+  a.keys = std::move(keys);
+  return a;
+}
+
+// The engine signs what it sends and checks what it receives with the
+// session's keys (RFC 5880 §6.7); the peer here signs with its own ring.
+class AuthCoreTest : public CoreTest {
+ protected:
+  std::shared_ptr<const core::auth::KeyRing> peer_keys;
+  core::auth::TxSeq peer_tx;
+
+  void send_signed(Peer& p, State s, const RxInfo* info = nullptr, bool poll = false) {
+    p.state = s;
+    ControlPacket pkt = p.packet();
+    pkt.poll = poll;
+    core::auth::stamp(*peer_keys, peer_tx, pkt);
+    std::array<std::uint8_t, core::wire::kMaxPacketLength> buf{};
+    const std::size_t n = core::auth::encode(pkt, peer_keys.get(), buf);
+    ASSERT_NE(n, 0u);
+    deliver_bytes(std::span<const std::uint8_t>(buf.data(), n), info ? *info : p.info);
+  }
+  // Every packet we sent to `p` from `from` on verifies with `keys`.
+  void expect_signed(const Peer& p, const core::auth::KeyRing& keys, std::size_t from,
+                     std::uint8_t key_id) {
+    const auto sent = sent_to(p, from);
+    ASSERT_FALSE(sent.empty());
+    for (const auto& x : sent) {
+      EXPECT_TRUE(x.pkt.auth_present);  // PKT-04
+      EXPECT_EQ(x.pkt.auth.key_id, key_id);
+      EXPECT_EQ(core::auth::verify(keys, false, 0, x.pkt, x.raw), DropReason::None);
+    }
+  }
+  // The fixture's pump() answers Polls unsigned; these peers answer signed.
+  void handshake(Peer& p) {
+    p.answer_polls = false;
+    send_signed(p, State::Down);
+    auto init = net_.last_to(p.address);
+    ASSERT_TRUE(init);
+    ASSERT_EQ(init->pkt.state, State::Init);
+    p.ours = init->pkt.my_discriminator;
+    send_signed(p, State::Up);
+    for (int i = 0; i < 5; ++i) {  // answer our Poll (signed)
+      auto last = net_.last_to(p.address);
+      if (!last || !last->pkt.poll) break;
+      p.state = State::Up;
+      ControlPacket f = p.packet();
+      f.final = true;
+      core::auth::stamp(*peer_keys, peer_tx, f);
+      std::array<std::uint8_t, core::wire::kMaxPacketLength> buf{};
+      const std::size_t n = core::auth::encode(f, peer_keys.get(), buf);
+      deliver_bytes(std::span<const std::uint8_t>(buf.data(), n), p.info);
+    }
+    ASSERT_EQ(find(p)->state, State::Up);
+  }
+};
+
+TEST_F(AuthCoreTest, SignedSessionComesUpAndSignsEveryPacket) {  // PKT-04, AUTH-05, PKT-23
+  auto keys = key_ring(core::wire::AuthType::MeticulousKeyedSha1, {{4, "engine-key"}});
+  peer_keys = keys;
+  peer_tx.seq = 77;
+  auto spec = session_spec("10.0.0.1");
+  spec.auth = auth_spec(keys);
+  opts_.sessions = {spec};
+  open();
+  Peer& p = add_peer("10.0.0.1");
+  handshake(p);
+  run_for(ms(3500));
+  expect_signed(p, *keys, 0, 4);
+  const auto s = find(p);
+  EXPECT_EQ(s->auth_type, core::wire::AuthType::MeticulousKeyedSha1);
+  EXPECT_EQ(s->auth_key_id, 4);
+  EXPECT_EQ(s->counters.rx_dropped, 0u);
+  // Meticulous: consecutive sequence numbers on the wire (AUTH-07).
+  const auto sent = sent_to(p);
+  for (std::size_t i = 1; i < sent.size(); ++i) {
+    EXPECT_EQ(sent[i].pkt.auth.sequence, sent[i - 1].pkt.auth.sequence + 1);
+  }
+}
+
+TEST_F(AuthCoreTest, FailuresCountedPerReasonWithARateLimitedWarning) {  // AUTH-14
+  auto keys = key_ring(core::wire::AuthType::KeyedSha1, {{1, "s3cretR"}});
+  auto spec = session_spec("10.0.0.1");
+  spec.auth = auth_spec(keys);
+  opts_.sessions = {spec};
+  open();
+  Peer& p = add_peer("10.0.0.1");
+  peer_keys = key_ring(core::wire::AuthType::KeyedSha1, {{1, "s3cretW"}});
+  for (int i = 0; i < 10; ++i) send_signed(p, State::Down);
+  peer_keys = key_ring(core::wire::AuthType::KeyedSha1, {{9, "s3cretR"}});
+  send_signed(p, State::Down);
+  peer_keys = key_ring(core::wire::AuthType::KeyedMd5, {{1, "s3cretR"}});
+  send_signed(p, State::Down);
+  deliver(p, State::Down);  // no auth section at all
+  EXPECT_EQ(drops(DropReason::AuthFailed), 10u);
+  EXPECT_EQ(drops(DropReason::AuthUnknownKeyId), 1u);
+  EXPECT_EQ(drops(DropReason::AuthWrongType), 1u);
+  EXPECT_EQ(drops(DropReason::AuthMissing), 1u);
+  const auto s = find(p);
+  EXPECT_EQ(s->state, State::Down);
+  EXPECT_EQ(s->counters.drops[static_cast<std::size_t>(DropReason::AuthFailed)], 10u);
+  EXPECT_EQ(s->counters.rx_packets, 0u);
+  // One warning per reason in the second, naming the key id, never a secret.
+  EXPECT_EQ(count_lines("warning authentication failure from 10.0.0.1 port 50001: auth_failed"), 1);
+  EXPECT_EQ(count_lines("auth_unknown_key_id (auth type keyed-sha1 key id 9"), 1);
+  EXPECT_EQ(count_lines("auth_missing (no auth section"), 1);
+  EXPECT_EQ(count_lines("s3cret"), 0) << lines_with("s3cret");
+  run_for(ms(1100));
+  peer_keys = key_ring(core::wire::AuthType::KeyedSha1, {{1, "s3cretW"}});
+  send_signed(p, State::Down);
+  EXPECT_EQ(count_lines(": auth_failed"), 2);
+}
+
+TEST_F(AuthCoreTest, TtlIsCheckedBeforeTheDigest) {  // SH-08: choice pinned
+  auto keys = key_ring(core::wire::AuthType::KeyedSha1, {{1, "k"}});
+  peer_keys = keys;
+  auto spec = session_spec("10.0.0.1");
+  spec.auth = auth_spec(keys);
+  opts_.sessions = {spec};
+  open();
+  Peer& p = add_peer("10.0.0.1");
+  RxInfo low = p.info;
+  low.ttl = 254;
+  send_signed(p, State::Down, &low);
+  EXPECT_EQ(drops(DropReason::BadTtl), 1u);
+  EXPECT_EQ(drops(DropReason::AuthFailed), 0u);
+  EXPECT_EQ(find(p)->state, State::Down);
+}
+
+TEST_F(AuthCoreTest, AcceptRuleAuthenticatesTheFirstPacket) {  // PKT-22, PKT-11
+  auto keys = key_ring(core::wire::AuthType::SimplePassword, {{2, "passw0rd"}});
+  peer_keys = keys;
+  auto rule = accept_spec("10.0.0.0", 24, "web", 8);
+  rule.auth = auth_spec(keys);
+  opts_.accepts = {rule};
+  open();
+  Peer& p = add_peer("10.0.0.1");
+  deliver(p, State::Down);  // unsigned: no session created
+  EXPECT_EQ(drops(DropReason::AuthMissing), 1u);
+  EXPECT_EQ(core_->session_count(), 0u);
+  send_signed(p, State::Down);
+  ASSERT_EQ(core_->session_count(), 1u);
+  expect_signed(p, *keys, 0, 2);
+  EXPECT_EQ(find(p)->auth_type, core::wire::AuthType::SimplePassword);
+}
+
+TEST_F(AuthCoreTest, ReloadRotatesKeysWithoutAFlap) {  // AUTH-12
+  auto old_keys = key_ring(core::wire::AuthType::MeticulousKeyedMd5, {{1, "old"}});
+  peer_keys = old_keys;
+  auto spec = session_spec("10.0.0.1", "web", ms(100));
+  spec.auth = auth_spec(old_keys);
+  opts_.sessions = {spec};
+  open();
+  Peer& p = add_peer("10.0.0.1");
+  p.tx_us = p.rx_us = 100'000;
+  handshake(p);
+  auto keep_up = [&](Duration d) {
+    const TimePoint end = now() + d;
+    while (now() < end) {
+      run_for(ms(100));
+      send_signed(p, State::Up);
+    }
+  };
+  keep_up(ms(500));
+  // Step 1: both keys, the old one signs.
+  auto both = key_ring(core::wire::AuthType::MeticulousKeyedMd5, {{1, "old"}, {2, "new"}});
+  EngineOptions next = opts_;
+  next.sessions[0].auth = auth_spec(both);
+  ReloadResult r = core_->reload(next);
+  ASSERT_TRUE(r.applied);
+  EXPECT_EQ(r.messages.size(), 1u);
+  EXPECT_NE(r.messages[0].find("authentication meticulous-keyed-md5, signing key id 1 of 1 key ->"
+                               " meticulous-keyed-md5, signing key id 1 of 2 keys"),
+            std::string::npos)
+      << r.messages[0];
+  keep_up(ms(500));
+  // Step 2: the new key signs; the peer still signs with the old one, then moves.
+  const std::size_t from = net_.sent.size();
+  next.sessions[0].auth =
+      auth_spec(key_ring(core::wire::AuthType::MeticulousKeyedMd5, {{2, "new"}, {1, "old"}}));
+  ASSERT_TRUE(core_->reload(next).applied);
+  keep_up(ms(500));
+  expect_signed(p, *both, from, 2);
+  peer_keys = key_ring(core::wire::AuthType::MeticulousKeyedMd5, {{2, "new"}});
+  keep_up(ms(500));
+  // Step 3: the old key goes.
+  next.sessions[0].auth = auth_spec(peer_keys);
+  ASSERT_TRUE(core_->reload(next).applied);
+  keep_up(ms(500));
+  const auto s = find(p);
+  EXPECT_EQ(s->state, State::Up);
+  EXPECT_EQ(s->counters.down_count, 0u);
+  EXPECT_EQ(s->counters.rx_dropped, 0u) << lines_with("drop") << lines_with("authentication");
+  EXPECT_EQ(s->auth_key_id, 2);
 }
 
 }  // namespace

@@ -111,6 +111,33 @@ TEST(CollectorTest, SessionSeriesHaveTheirLabelsTypesAndValues) {
   EXPECT_TRUE(has_line(t, R"(bfd_beacon_build_info{version="9.9.9"} 1)"));
 }
 
+// AUTH-14: authentication failures are counted per reason, per session and
+// engine-wide; an authenticated session's metrics carry no key material.
+TEST(CollectorTest, AuthenticationDropsPerReason) {
+  using R = core::wire::DropReason;
+  auto e = engine_snapshot();
+  auto& s = e->sessions[0];
+  s.auth_type = core::wire::AuthType::MeticulousKeyedSha1;
+  s.auth_key_id = 7;
+  s.counters.drops[static_cast<std::size_t>(R::AuthBadSequence)] = 5;
+  s.counters.drops[static_cast<std::size_t>(R::AuthFailed)] = 2;
+  e->stats.drops[static_cast<std::size_t>(R::AuthUnknownKeyId)] = 3;
+  Inputs in;
+  in.engine = e;
+  in.now = in.engine->taken + Duration{250'000};
+  const std::string t = text_of(in);
+  EXPECT_TRUE(
+      has_line(t, "bfd_beacon_session_drops_total{" + kL + R"(,reason="auth_bad_sequence"} 5)"));
+  EXPECT_TRUE(has_line(t, "bfd_beacon_session_drops_total{" + kL + R"(,reason="auth_failed"} 2)"));
+  for (const char* r :
+       {"auth_present_not_configured", "auth_missing", "auth_wrong_type", "auth_unknown_key_id"}) {
+    EXPECT_TRUE(has_line(t, "bfd_beacon_session_drops_total{" + kL + ",reason=\"" + r + "\"} 0"))
+        << r;
+  }
+  EXPECT_TRUE(has_line(t, R"(bfd_beacon_drops_total{reason="auth_unknown_key_id"} 3)"));
+  EXPECT_TRUE(has_line(t, R"(bfd_beacon_drops_total{reason="auth_wrong_type"} 0)"));
+}
+
 TEST(CollectorTest, EngineSeries) {
   Inputs in;
   in.engine = engine_snapshot();
