@@ -209,7 +209,7 @@ int serve(const config::Config& cfg, const std::string& config_path, const sigse
     log->error("startup failed: health checks: {}", e.what());
     return 1;
   }
-  register_health_commands(dispatcher, *health);
+  register_health_commands(dispatcher, *health, [&engine] { return engine.view()->sessions; });
   ConnectionSampler connections(ops, connection_source(cfg), log);
   register_maintenance_commands(dispatcher, maintenance, connections, cfg,
                                 MaintenanceDeps{[&engine](std::vector<engine::MaintenanceScope> m) {

@@ -206,12 +206,29 @@ Table groups_table(const json& groups, const Style& style) {
   if (!groups.is_array()) return t;
   for (const auto& g : groups) {
     if (!g.is_object()) continue;
-    const std::string hold = text(g, "hold");
+    // What the sessions send ("signal", over every hold source) where the
+    // daemon gives it, else the health decision's own hold (older daemons).
+    const json* src = &g;
+    std::string reason = text(g, "reason");
+    std::string origin;
+    if (auto it = g.find("signal"); it != g.end() && it->is_object()) {
+      src = &*it;
+      const std::string from = text(*it, "source");
+      if (from != "-" && from != "health") {
+        origin = " (" + from + ")";
+        const std::string why = text(*it, "reason");
+        if (why != "-" && !why.empty()) reason = from + ": " + why;
+      }
+    }
+    const std::string hold = text(*src, "hold");
     std::string signal = hold;
-    if (signal != "none" && signal != "-") signal += " diag " + text(g, "diag");
+    if (signal != "none" && signal != "-" && signal != "mixed") {
+      signal += " diag " + text(*src, "diag");
+    }
+    signal += origin;
     const std::string verdict = text(g, "verdict");
     t.add({text(g, "name"), style.paint(verdict, verdict_colour(verdict)),
-           style.paint(signal, hold_colour(hold)), text(g, "reason")});
+           style.paint(signal, hold_colour(hold)), reason});
   }
   return t;
 }

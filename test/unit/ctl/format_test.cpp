@@ -55,6 +55,29 @@ TEST(Format, SessionsTableShowsHoldReasonOnlyWhenHeld) {
   EXPECT_EQ(t.find("check haproxy"), std::string::npos) << t;
 }
 
+// SIGNAL is what the sessions send (any hold source), not only the health
+// decision: a healthy group under operator maintenance is sending AdminDown.
+TEST(Format, GroupsTableShowsTheSignalSentUnderMaintenance) {
+  json groups = json::array({json{{"name", "web"},
+                                  {"verdict", "healthy"},
+                                  {"hold", "none"},
+                                  {"diag", 0},
+                                  {"reason", "healthy"},
+                                  {"signal",
+                                   {{"hold", "admin-down"},
+                                    {"diag", 7},
+                                    {"source", "maintenance"},
+                                    {"reason", "patching"},
+                                    {"sessions", 2}}}}});
+  const std::string t = format_groups_table(groups);
+  EXPECT_NE(t.find("admin-down diag 7 (maintenance)"), std::string::npos) << t;
+  EXPECT_NE(t.find("maintenance: patching"), std::string::npos) << t;
+  EXPECT_EQ(t.find("none"), std::string::npos) << t;
+  // Without "signal" (an older daemon) the health decision is shown.
+  groups[0].erase("signal");
+  EXPECT_NE(format_groups_table(groups).find("none"), std::string::npos);
+}
+
 TEST(Format, TableToleratesMissingAndWrongFields) {
   json list = json::array({json::object(), json{{"peer", 5}, {"state", nullptr}}, "junk"});
   std::string t;
