@@ -111,10 +111,12 @@ std::string scope_text(const std::string& scope) {
 
 ConnectionSource connection_source(const config::Config& cfg) {
   if (!cfg.drain.haproxy_socket.empty()) {
-    return {cfg.drain.haproxy_socket, "[drain] haproxy_socket"};
+    return {cfg.drain.haproxy_socket, "[drain] haproxy_socket", cfg.drain.frontends};
   }
   for (const auto& c : cfg.checks) {
-    if (c.type == "haproxy-socket" && !c.socket.empty()) return {c.socket, "check " + c.name};
+    if (c.type == "haproxy-socket" && !c.socket.empty()) {
+      return {c.socket, "check " + c.name, cfg.drain.frontends};
+    }
   }
   return {};
 }
@@ -157,7 +159,7 @@ struct ConnectionSampler::Impl : std::enable_shared_from_this<Impl> {
   void query() {
     if (!probe) {
       probe = health::make_haproxy_connection_counter(ops.get_executor(), owner->source_.socket,
-                                                      kQueryTimeout);
+                                                      kQueryTimeout, owner->source_.frontends);
     }
     running = true;
     const auto started = SteadyClock::now();
@@ -232,9 +234,19 @@ json drain_status_json(const ConnectionSampler& sampler,
     return out;
   }
   const ConnectionSource& src = sampler.source();
+  std::string method = "show stat: current sessions (scur) summed over ";
+  if (src.frontends.empty()) {
+    method += "every frontend";
+  } else {
+    method += "frontends ";
+    for (std::size_t i = 0; i < src.frontends.size(); ++i) {
+      method += (i == 0 ? "" : ", ") + src.frontends[i];
+    }
+  }
   out["source"] = json{{"socket", src.socket},
                        {"from", src.how},
-                       {"method", "show stat: current sessions (scur) summed over the frontends"}};
+                       {"frontends", src.frontends.empty() ? json("all") : json(src.frontends)},
+                       {"method", method}};
   const auto& last = sampler.last();
   // A count older than this was taken while nobody was watching (the sampler
   // idles): a fresh one is on its way.

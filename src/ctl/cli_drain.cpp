@@ -201,7 +201,16 @@ std::string connections_text(const json& d) {
   if (d.contains("age_ms") && d["age_ms"].is_number()) {
     t += " (counted " + std::to_string(d["age_ms"].get<double>() / 1000.0).substr(0, 4) + "s ago";
     if (d.contains("source") && d["source"].is_object()) {
-      t += " on " + str(d["source"], "socket") + " via " + str(d["source"], "from");
+      const json& src = d["source"];
+      t += " on " + str(src, "socket") + " via " + str(src, "from");
+      // Only a restricted count ([drain] frontends) is worth a mention.
+      if (auto f = src.find("frontends"); f != src.end() && f->is_array()) {
+        std::string names;
+        for (const auto& n : *f) {
+          if (n.is_string()) names += (names.empty() ? "" : ",") + n.get<std::string>();
+        }
+        if (!names.empty()) t += ", frontends " + names;
+      }
     }
     t += ")";
   }

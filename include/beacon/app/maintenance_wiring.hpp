@@ -40,10 +40,12 @@ namespace beacon::app {
 
 // Which socket drain counts on: [drain] haproxy_socket, else the first
 // haproxy-socket [[check]]'s; `socket` "" when there is none. `how` says
-// which ("[drain] haproxy_socket", "check haproxy-sock").
+// which ("[drain] haproxy_socket", "check haproxy-sock"). `frontends`:
+// [drain] frontends, the frontends counted (empty: all).
 struct ConnectionSource {
   std::string socket;
   std::string how;
+  std::vector<std::string> frontends;
 };
 ConnectionSource connection_source(const config::Config& cfg);
 

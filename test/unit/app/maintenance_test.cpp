@@ -400,6 +400,45 @@ TEST(FrontendConnections, SumsCurrentSessionsOfFrontendsOnly) {
   EXPECT_EQ(none->frontends, 0u);
 }
 
+// [drain] frontends: the monitor-uri / stats frontend the health check hits
+// is not a client connection a drain waits for.
+TEST(FrontendConnections, OnlyTheNamedFrontendsCount) {
+  const std::string csv =
+      "# pxname,svname,scur\n"
+      "fe_http,FRONTEND,3\n"
+      "fe_monitor,FRONTEND,1\n"
+      "fe_tls,FRONTEND,2\n"
+      "fe_http,BACKEND,7\n";
+  auto f = health::sum_frontend_connections(csv, {"fe_http", "fe_tls"});
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->current, 5u);
+  EXPECT_EQ(f->frontends, 2u);
+  EXPECT_TRUE(f->missing.empty());
+  // A name HAProxy does not have is reported, never counted as 0.
+  auto typo = health::sum_frontend_connections(csv, {"fe_htp", "fe_tls"});
+  ASSERT_TRUE(typo);
+  EXPECT_EQ(typo->missing, std::vector<std::string>{"fe_htp"});
+  EXPECT_EQ(health::sum_frontend_connections(csv)->current, 6u);  // default: every frontend
+}
+
+TEST(ConnectionSourceChoice, FrontendsAreShownWithTheSource) {
+  config::Config cfg;
+  cfg.drain.haproxy_socket = "/run/h.sock";
+  cfg.drain.frontends = {"fe_http", "fe_tls"};
+  EXPECT_EQ(connection_source(cfg).frontends, cfg.drain.frontends);
+  boost::asio::io_context io;
+  ConnectionSampler sampler(io, connection_source(cfg), nullptr);
+  const json d = drain_status_json(sampler, {}, std::chrono::system_clock::now());
+  EXPECT_EQ(d["source"]["frontends"], json::array({"fe_http", "fe_tls"}));
+  EXPECT_NE(d["source"]["method"].get<std::string>().find("frontends fe_http, fe_tls"),
+            std::string::npos)
+      << d.dump();
+  cfg.drain.frontends.clear();
+  ConnectionSampler all(io, connection_source(cfg), nullptr);
+  EXPECT_EQ(drain_status_json(all, {}, std::chrono::system_clock::now())["source"]["frontends"],
+            "all");
+}
+
 TEST(ConnectionSourceChoice, DrainKeyThenFirstSocketCheck) {
   config::Config cfg;
   EXPECT_EQ(connection_source(cfg).socket, "");
@@ -431,6 +470,10 @@ TEST(MaintenanceConfig, StateDirAndDrainSocket) {
   ASSERT_TRUE(r.config) << (r.errors.empty() ? "" : r.errors[0].format());
   EXPECT_EQ(r.config->daemon.state_dir, "/srv/beacon");
   EXPECT_EQ(r.config->drain.haproxy_socket, "/run/h.sock");
+  EXPECT_TRUE(r.config->drain.frontends.empty());  // default: every frontend
+  auto fe = config::load_string("[drain]\nfrontends = [\"fe_http\", \"fe_tls\"]\n", "t.toml");
+  ASSERT_TRUE(fe.config) << (fe.errors.empty() ? "" : fe.errors[0].format());
+  EXPECT_EQ(fe.config->drain.frontends, (std::vector<std::string>{"fe_http", "fe_tls"}));
   struct Bad {
     const char* text;
     const char* message;
@@ -443,6 +486,18 @@ TEST(MaintenanceConfig, StateDirAndDrainSocket) {
         Bad{"[drain]\nhaproxy_socket = \"\"\n",
             "t.toml:2:18: drain.haproxy_socket: must be a non-empty path"},
         Bad{"[drain]\nsocket = \"/x\"\n", "t.toml:2:1: unknown key \"socket\" in [drain]"},
+        Bad{"[drain]\nfrontends = \"fe\"\n",
+            "t.toml:2:13: drain.frontends: expected an array of HAProxy frontend names"},
+        Bad{"[drain]\nfrontends = []\n",
+            "t.toml:2:13: drain.frontends: must name at least one frontend"},
+        Bad{"[drain]\nfrontends = [\"fe\", 1]\n",
+            "t.toml:2:21: drain.frontends[1]: expected a frontend name (a string), got an "
+            "integer"},
+        Bad{"[drain]\nfrontends = [\"\"]\n", "t.toml:2:14: drain.frontends[0]: must not be empty"},
+        Bad{"[drain]\nfrontends = [\"fe x\"]\n",
+            "t.toml:2:14: drain.frontends[0]: \"fe x\" is not a valid HAProxy frontend name"},
+        Bad{"[drain]\nfrontends = [\"fe\", \"fe\"]\n",
+            "t.toml:2:20: drain.frontends[1]: frontend \"fe\" is listed twice"},
         Bad{"drain = 1\n", "t.toml:1:9: drain: expected a table"}}) {
     SCOPED_TRACE(b.text);
     auto e = config::load_string(b.text, "t.toml");
