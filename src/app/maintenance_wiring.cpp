@@ -62,8 +62,11 @@ std::vector<std::string> known_groups(const config::Config& cfg) {
   return out;
 }
 
-// "all" or a group the configuration knows.
-std::string parse_scope(const json& req, const config::Config& cfg) {
+// "all" or a group the configuration knows; `entries` (turning off): a scope
+// still in maintenance is accepted too, so maintenance of a group a reload
+// removed can always be ended.
+std::string parse_scope(const json& req, const config::Config& cfg,
+                        const std::vector<MaintenanceEntry>& entries = {}) {
   auto it = req.find("group");
   if (it == req.end()) return "all";
   if (!it->is_string()) throw ctl::RequestError("field 'group' must be a string");
@@ -71,7 +74,9 @@ std::string parse_scope(const json& req, const config::Config& cfg) {
   if (g.empty()) throw ctl::RequestError("field 'group' must not be empty");
   if (g == "all") throw ctl::RequestError("give no group for all sessions ('all' is not a group)");
   const auto known = known_groups(cfg);
-  if (std::find(known.begin(), known.end(), g) == known.end()) {
+  const bool held = std::any_of(entries.begin(), entries.end(),
+                                [&](const MaintenanceEntry& e) { return e.scope == g; });
+  if (!held && std::find(known.begin(), known.end(), g) == known.end()) {
     std::string list;
     for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
     throw ctl::RequestError("unknown group '" + g.substr(0, 64) + "' (known: " + list + ")");
@@ -316,7 +321,7 @@ void register_maintenance_commands(ctl::Dispatcher& d, MaintenanceStore& store,
     return apply(scope, ch, "on", hr);
   };
   auto turn_off = [&store, &cfg, apply](const json& req) {
-    const std::string scope = parse_scope(req, cfg);
+    const std::string scope = parse_scope(req, cfg, store.entries());
     auto ch = store.set_off(scope);
     if (ch.refused) {
       throw ctl::RequestError(

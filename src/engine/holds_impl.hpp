@@ -171,6 +171,12 @@ class HoldRules {
     return best;
   }
 
+  // Whether source `s` has a rule for `group` (set_group with a hold, or an
+  // explicit None under an "all" rule).
+  bool has_group_rule(HoldSource s, const std::string& group) const {
+    return rules_[index(s)].groups.count(group) != 0;
+  }
+
   // Drops every rule of one source.
   void clear(HoldSource s) { rules_[index(s)] = SourceRules{}; }
 

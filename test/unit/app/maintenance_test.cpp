@@ -311,6 +311,33 @@ TEST_F(Commands, BadRequestsAreRefusedWithoutChange) {
             std::string::npos);
 }
 
+// Every command taking a group refuses one the configuration does not know,
+// naming it, and changes nothing.
+TEST_F(Commands, UnknownGroupIsRefusedByEveryCommand) {
+  for (const json& req : {json{{"cmd", "maintenance"}, {"state", "on"}, {"group", "nosuch"}},
+                          json{{"cmd", "maintenance"}, {"state", "off"}, {"group", "nosuch"}},
+                          json{{"cmd", "drain"}, {"group", "nosuch"}},
+                          json{{"cmd", "undrain"}, {"group", "nosuch"}}}) {
+    SCOPED_TRACE(req.dump());
+    auto r = call(req);
+    EXPECT_FALSE(r["ok"].get<bool>());
+    EXPECT_NE(r["error"].get<std::string>().find("unknown group 'nosuch'"), std::string::npos)
+        << r;
+  }
+  EXPECT_EQ(applies_, 0);
+  EXPECT_TRUE(store_.entries().empty());
+}
+
+// Maintenance of a group that a reload removed can still be ended.
+TEST_F(Commands, MaintenanceOfAGroupGoneFromTheConfigCanBeEnded) {
+  ASSERT_TRUE(call({{"cmd", "maintenance"}, {"state", "on"}, {"group", "web"}})["ok"].get<bool>());
+  cfg_.sessions.clear();
+  EXPECT_FALSE(call({{"cmd", "maintenance"}, {"state", "on"}, {"group", "web"}})["ok"].get<bool>());
+  auto r = call({{"cmd", "maintenance"}, {"state", "off"}, {"group", "web"}});
+  EXPECT_TRUE(r["ok"].get<bool>()) << r;
+  EXPECT_TRUE(store_.entries().empty());
+}
+
 TEST_F(Commands, OnThatCannotBeWrittenIsAppliedAndReported) {
   fs_.write_error = "rename: Read-only file system";
   auto r = call({{"cmd", "maintenance"}, {"state", "on"}, {"group", "web"}});

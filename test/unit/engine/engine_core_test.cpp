@@ -1218,8 +1218,9 @@ TEST_F(CoreTest, HoldReasonsAndDiagChanges) {
   EXPECT_EQ(s->state, State::Down);
 }
 
-// Selectors naming nothing are refused (and change nothing); releasing
-// nothing is fine; groups known from accept rules or [[group]] are valid.
+// Selectors naming nothing are refused (and change nothing); releasing an
+// unknown peer is fine (a passive session may have gone), an unknown group
+// is not; groups known from accept rules or [[group]] are valid.
 TEST_F(CoreTest, HoldSelectorErrors) {
   opts_.sessions.push_back(session_spec("10.0.0.1", "web"));
   opts_.accepts.push_back(accept_spec("10.0.1.0", 24, "dyn", 8));
@@ -1248,10 +1249,27 @@ TEST_F(CoreTest, HoldSelectorErrors) {
   r = core_->set_hold(HoldSource::Admin, peer_sel("10.0.0.99"), core::Hold::None, 0);
   EXPECT_EQ(r.error, "");
   EXPECT_EQ(r.matched, 0u);
+  // Releasing an unknown group is refused too, naming it: "set-state up
+  // --group typo" must not succeed while changing nothing.
   r = core_->set_hold(HoldSource::Admin, group_sel("nope"), core::Hold::None, 0);
-  EXPECT_EQ(r.error, "");
+  EXPECT_EQ(r.error, "no session in group \"nope\"");
   EXPECT_EQ(find("10.0.0.1")->hold, core::Hold::None);
   EXPECT_EQ(net_.sent.size(), before);
+}
+
+// A rule for a group that a reload removed can still be released (and only
+// by the source that set it).
+TEST_F(CoreTest, RuleOfAGroupGoneFromTheConfigCanBeReleased) {
+  opts_.sessions.push_back(session_spec("10.0.0.1", "web"));
+  opts_.declared_groups.push_back("old");
+  open();
+  ASSERT_EQ(core_->set_hold(HoldSource::Admin, group_sel("old"), core::Hold::Down, 5).error, "");
+  EngineOptions next = opts_;
+  next.declared_groups.clear();
+  core_->reload(next);
+  EXPECT_EQ(core_->set_hold(HoldSource::Health, group_sel("old"), core::Hold::None, 0).error,
+            "no session in group \"old\"");
+  EXPECT_EQ(core_->set_hold(HoldSource::Admin, group_sel("old"), core::Hold::None, 0).error, "");
 }
 
 // A hold applies to sessions created later: a passive session created by an
