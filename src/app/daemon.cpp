@@ -273,8 +273,7 @@ int serve(const config::Config& cfg, const std::string& config_path, const sigse
   // The sockets are bound by now: READY=1 follows the first verdicts.
   asio::post(ops, [&health, &systemd, &connections, &maintenance, &metrics] {
     // A drain recorded in the state file is still in progress.
-    connections.set_draining(std::any_of(maintenance.entries().begin(), maintenance.entries().end(),
-                                         [](const MaintenanceEntry& e) { return e.drain; }));
+    resume_drains(connections, maintenance);
     health->start();
     systemd.start(*health);
     metrics.start();

@@ -225,9 +225,10 @@ std::optional<std::vector<MaintenanceEntry>> decode_state_file(std::string_view 
 }
 
 std::string maintenance_reason_text(const MaintenanceEntry& e) {
-  std::string text = "maintenance";
+  // A drain restored from the state file is still a drain, and says where
+  // it came from like plain maintenance does.
+  std::string text = e.drain ? "drain" : "maintenance";
   if (e.origin == MaintenanceOrigin::StateFile) text += " (state file)";
-  if (e.drain) text = "drain";
   text += " by " + e.user;
   if (!e.reason.empty()) text += ": " + e.reason;
   return text;

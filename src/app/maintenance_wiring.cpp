@@ -215,6 +215,17 @@ void ConnectionSampler::set_draining(bool on) {
   if (on) impl_->kick();
 }
 
+bool ConnectionSampler::draining() const {
+  return impl_->owner != nullptr && impl_->draining;
+}
+
+bool resume_drains(ConnectionSampler& sampler, const MaintenanceStore& store) {
+  const bool any = std::any_of(store.entries().begin(), store.entries().end(),
+                               [](const MaintenanceEntry& e) { return e.drain; });
+  sampler.set_draining(any);
+  return any;
+}
+
 void ConnectionSampler::stop() {
   if (!impl_ || impl_->owner == nullptr) return;
   impl_->owner = nullptr;
@@ -228,7 +239,11 @@ json drain_status_json(const ConnectionSampler& sampler,
   json drains = json::array();
   for (const auto& e : entries) {
     if (!e.drain) continue;
-    drains.push_back(json{{"scope", e.scope}, {"started", e.drain_started}, {"reason", e.reason}});
+    // origin "state-file": a drain restored after a restart, still counted.
+    drains.push_back(json{{"scope", e.scope},
+                          {"started", e.drain_started},
+                          {"reason", e.reason},
+                          {"origin", origin_name(e.origin)}});
   }
   json out{{"draining", !drains.empty()}, {"drains", std::move(drains)}};
   out["now"] = rfc3339_utc(now);

@@ -452,7 +452,14 @@ std::string format_status(const json& s, bool color) {
   if (s.contains("drain") && s["drain"].is_object()) {
     const json& d = s["drain"];
     if (d.value("draining", false)) {
-      out += "drain: in progress, " + connections_text(d) + "\n";
+      // A drain the daemon restored from its state file after a restart.
+      bool restored = false;
+      for (const auto& x : d.value("drains", json::array())) {
+        restored = restored || (x.is_object() && str(x, "origin") == "state-file");
+      }
+      out += std::string("drain: in progress") +
+             (restored ? " (restored from the state file)" : "") + ", " + connections_text(d) +
+             "\n";
     } else {
       out += "drain: not in progress";
       if (d.contains("connections") && d["connections"].is_number()) {

@@ -372,6 +372,80 @@ TEST_F(Commands, DrainWithoutCounterSaysSo) {
   EXPECT_EQ(st["draining"], false);
 }
 
+// After a restart mid-drain the drain is still a drain: counted again,
+// reported as restored from the state file, and `drain --wait` (drain on the
+// same scope, then drain-status) follows it with the original start time.
+TEST(DrainAfterRestart, ResumedFromTheStateFileAndFollowable) {
+  FakeFs fs;
+  {
+    MaintenanceStore first("/state", fs.io());
+    first.load();
+    first.set_on("all", MaintenanceCaller{1001, "alice"}, "reboot", true);
+  }
+  const std::string started = "2026-12-02T13:09:51Z";
+  fs.now += std::chrono::minutes(3);  // the daemon restarts later
+  MaintenanceStore store("/state", fs.io());
+  store.load();
+  ASSERT_EQ(store.entries().size(), 1u);
+  ASSERT_TRUE(store.entries()[0].drain);
+  EXPECT_EQ(store.scopes()[0].reason, "drain (state file) by alice: reboot");
+
+  boost::asio::io_context io;
+  ConnectionSampler sampler(io, ConnectionSource{"/run/h.sock", "[drain] haproxy_socket", {}},
+                            nullptr);
+  EXPECT_TRUE(resume_drains(sampler, store));
+  EXPECT_TRUE(sampler.draining());
+
+  config::Config cfg;
+  ctl::Dispatcher d;
+  MaintenanceDeps deps;
+  deps.set_maintenance = [](std::vector<engine::MaintenanceScope> m) {
+    return engine::HoldResult{m.size(), {}};
+  };
+  deps.sessions = [] { return std::vector<engine::SessionSnapshot>{}; };
+  deps.now = [&fs] { return fs.now; };
+  register_maintenance_commands(d, store, sampler, cfg, deps, nullptr);
+  ctl::Caller root;
+  root.credentials.known = true;
+  root.credentials.uid = 0;
+  root.user = "root";
+  auto call = [&](const json& req) { return json::parse(d.handle(req.dump(), root)); };
+
+  auto st = call({{"cmd", "drain-status"}});
+  EXPECT_EQ(st["draining"], true);
+  ASSERT_EQ(st["drains"].size(), 1u);
+  EXPECT_EQ(st["drains"][0]["origin"], "state-file");
+  EXPECT_EQ(st["drains"][0]["started"], started);
+  EXPECT_EQ(st["source"]["socket"], "/run/h.sock");  // countable: --wait can follow
+  auto status = call({{"cmd", "status"}});
+  EXPECT_EQ(status["drain"]["drains"][0]["origin"], "state-file");
+
+  auto r = call({{"cmd", "drain"}, {"reason", "reboot"}});
+  ASSERT_TRUE(r["ok"].get<bool>()) << r;
+  EXPECT_EQ(r["drain"]["draining"], true);
+  EXPECT_EQ(r["drain"]["drains"][0]["started"], started);  // the same drain, not a new one
+  EXPECT_EQ(r["drain"]["drains"][0]["origin"], "command");
+  EXPECT_TRUE(sampler.draining());
+  sampler.stop();
+}
+
+TEST(DrainAfterRestart, PlainMaintenanceIsNotADrain) {
+  FakeFs fs;
+  {
+    MaintenanceStore first("/state", fs.io());
+    first.load();
+    first.set_on("all", MaintenanceCaller{1001, "alice"}, "rack", false);
+  }
+  MaintenanceStore store("/state", fs.io());
+  store.load();
+  boost::asio::io_context io;
+  ConnectionSampler sampler(io, ConnectionSource{"/run/h.sock", "[drain] haproxy_socket", {}},
+                            nullptr);
+  EXPECT_FALSE(resume_drains(sampler, store));
+  EXPECT_FALSE(sampler.draining());
+  EXPECT_FALSE(drain_status_json(sampler, store.entries(), fs.now)["draining"].get<bool>());
+}
+
 TEST_F(Commands, StatusSaysWhyNotInRotation) {
   engine::SessionSnapshot s;
   s.peer = "198.18.0.1";
