@@ -2679,6 +2679,43 @@ TEST_F(SignalOverrideTest, UnhealthyAndMaintenanceWhileFailing) {
   }
 }
 
+// Operator maintenance (its own source) on an unhealthy group follows the
+// same rule as a check in maintenance while another fails: maintenance wins,
+// but a session whose unhealthy signal is Down sends Down, never the weaker
+// AdminDown of its maintenance signal (RFC 5882-strict routers keep a route
+// on AdminDown, so a broken box would stay in rotation there). 10.0.0.3
+// (unhealthy AdminDown, maintenance Down) sends its maintenance Down.
+TEST_F(SignalOverrideTest, OperatorMaintenanceNeverWeakensAnUnhealthyDown) {
+  ASSERT_EQ(
+      core_->set_hold(HoldSource::Health, group_sel("web"), HoldCause::Unhealthy, "check").error,
+      "");
+  core_->set_maintenance({MaintenanceScope{"web", "maintenance by root: patch"}});
+  for (const char* p : {"10.0.0.1", "10.0.0.2", "10.0.0.3"}) {
+    auto s = find(p);
+    EXPECT_EQ(s->hold, core::Hold::Down) << p;
+    EXPECT_EQ(s->local_diag, 6) << p;
+    EXPECT_EQ(s->hold_source, HoldSource::Maintenance) << p;
+    EXPECT_EQ(s->hold_reason, "maintenance by root: patch") << p;
+  }
+  EXPECT_EQ(wire(0), std::make_pair(State::Down, 6));
+  EXPECT_EQ(wire(2), std::make_pair(State::Down, 6));
+  // Healthy again: 10.0.0.1 sends its maintenance AdminDown.
+  ASSERT_EQ(
+      core_->set_hold(HoldSource::Health, group_sel("web"), core::Hold::None, 0, "healthy").error,
+      "");
+  EXPECT_EQ(find("10.0.0.1")->hold, core::Hold::AdminDown);
+  EXPECT_EQ(wire(0), std::make_pair(State::AdminDown, 7));
+  EXPECT_EQ(find("10.0.0.3")->hold, core::Hold::Down);
+  // Maintenance ends: back to the health verdict alone.
+  ASSERT_EQ(
+      core_->set_hold(HoldSource::Health, group_sel("web"), HoldCause::Unhealthy, "check").error,
+      "");
+  core_->set_maintenance({});
+  EXPECT_EQ(find("10.0.0.1")->hold, core::Hold::Down);
+  EXPECT_EQ(find("10.0.0.1")->hold_source, HoldSource::Health);
+  EXPECT_EQ(find("10.0.0.3")->hold, core::Hold::AdminDown);
+}
+
 // Admin holds keep their own fixed signal, override or not; the strongest
 // source still wins.
 TEST_F(SignalOverrideTest, AdminHoldsAreNotResolvedPerSession) {
