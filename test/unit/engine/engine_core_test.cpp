@@ -2494,6 +2494,30 @@ TEST_F(ReloadTest, IdentityChangeOnTheSamePathReplacesTheSession) {
 // Accept rules are replaced at once: a dynamic session still covered stays
 // (timers and group of its new rule), one no rule covers is removed with a
 // signal, and new sessions follow the new rules.
+// A reload that replaces the accept rules keeps the creation budget: the
+// burst spent just before it is not handed out again (a reload cannot be
+// used to get round passive_create_per_second).
+TEST_F(ReloadTest, AcceptReloadDoesNotRefillTheCreationBudget) {
+  opts_.passive_create_per_second = 2;
+  opts_.accepts.push_back(accept_spec("10.0.0.0", 8, "dyn", 1000));
+  open();
+  std::size_t next_peer = 100;
+  auto burst = [&](int n) {
+    for (int i = 0; i < n; ++i) deliver(add_peer(nth_peer(next_peer++)), State::Down);
+  };
+  burst(3);
+  EXPECT_EQ(core_->session_count(), 2u);
+  EngineOptions next = opts_;
+  next.accepts.push_back(accept_spec("10.1.0.0", 16, "dyn2", 10));
+  ASSERT_TRUE(reload(next).accepts_replaced);
+  burst(2);
+  EXPECT_EQ(core_->session_count(), 2u);
+  EXPECT_EQ(drops(DropReason::PassiveLimit), 3u);
+  run_for(ms(500));  // one token back at 2/s
+  burst(2);
+  EXPECT_EQ(core_->session_count(), 3u);
+}
+
 TEST_F(ReloadTest, AcceptRulesReplacedAndUncoveredDynamicSessionsRemoved) {
   opts_.accepts.push_back(accept_spec("10.0.0.0", 8, "dyn", 8, ms(100)));
   open();
