@@ -114,6 +114,10 @@ Table sessions_table(const json& sessions, const Style& style, bool compact) {
   for (const auto& s : sessions) {
     std::string peer = text(s, "peer");
     if (s.is_object() && s.value("multihop", false)) peer += " (mh)";
+    // Removed by a reload, still signalling until the peer acknowledges or a
+    // detection time passes: listed, and marked so it is not taken for a
+    // configured session (a replacement on the same path may sit beside it).
+    if (s.is_object() && s.value("removing", false)) peer += " (removing)";
     std::string hold = text(s, "hold");
     if (hold == "none") hold = "-";
     const Colour hold_c = hold_colour(hold);

@@ -44,6 +44,22 @@ TEST(Format, SessionsTableHasHeaderAndOneRowPerSession) {
   }
 }
 
+// A session a reload removed is listed until it is gone, marked as such.
+TEST(Format, SessionsTableMarksARemovingSession) {
+  auto gone = testing::sample_session();
+  gone.removing = true;
+  gone.hold_reason = "removed from the configuration";
+  auto kept = testing::sample_session();
+  kept.peer = "198.18.0.9";
+  const json list = json::array({session_to_json(gone), session_to_json(kept)});
+  for (const bool compact : {false, true}) {
+    const std::string t = sessions_table(list, Style{}, compact).render();
+    EXPECT_EQ(std::count(t.begin(), t.end(), '\n'), 3) << t;
+    EXPECT_NE(t.find("198.18.0.1 (removing)"), std::string::npos) << t;
+    EXPECT_EQ(t.find("198.18.0.9 (removing)"), std::string::npos) << t;
+  }
+}
+
 TEST(Format, SessionsTableShowsHoldReasonOnlyWhenHeld) {
   auto held = testing::sample_session();
   held.hold_reason = "check haproxy: HTTP 503";
