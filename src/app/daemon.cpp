@@ -45,11 +45,11 @@
 #include <cstring>
 #include <exception>
 #include <functional>
+#include <future>
 #include <iostream>
 #include <memory>
 #include <stdexcept>
 #include <string>
-#include <future>
 #include <thread>
 
 #include "beacon/app/health_wiring.hpp"

@@ -114,9 +114,9 @@ LoadResult load_file(const std::string& path) {
   const util::SmallFile f = util::read_small_file(path, kMaxFileSize);
   if (f.error != 0) {
     LoadResult r;
-    r.errors.push_back(ConfigError{path, 0, 0,
-                                   std::string(f.at_open ? "cannot open" : "cannot read") + ": " +
-                                       util::errno_text(f.error)});
+    r.errors.push_back(ConfigError{
+        path, 0, 0,
+        std::string(f.at_open ? "cannot open" : "cannot read") + ": " + util::errno_text(f.error)});
     return r;
   }
   return load_string(f.content, path);

@@ -359,10 +359,10 @@ std::string format_status(const json& s, bool color) {
   const Style style{color};
   std::string out;
   const bool in = s.value("in_rotation", false);
-  out +=
-      "bfd-beacon: " +
-      style.paint(in ? "IN ROTATION" : "OUT OF ROTATION", in ? Colour::BoldGreen : Colour::BoldRed) +
-      (str(s, "summary") == "in rotation" ? std::string() : " - " + str(s, "summary")) + "\n";
+  out += "bfd-beacon: " +
+         style.paint(in ? "IN ROTATION" : "OUT OF ROTATION",
+                     in ? Colour::BoldGreen : Colour::BoldRed) +
+         (str(s, "summary") == "in rotation" ? std::string() : " - " + str(s, "summary")) + "\n";
   if (s.contains("sessions")) {
     out += "sessions: " + str(s["sessions"], "up") + "/" + str(s["sessions"], "total") + " up\n";
   }

@@ -139,8 +139,8 @@ std::optional<BackendCount> count_servers(std::string_view text, std::string_vie
 
 }  // namespace
 
-std::optional<FrontendConnections> sum_frontend_connections(
-    std::string_view show_stat, const std::vector<std::string>& only) {
+std::optional<FrontendConnections> sum_frontend_connections(std::string_view show_stat,
+                                                            const std::vector<std::string>& only) {
   FrontendConnections f;
   bool bad = false;
   std::vector<bool> seen(only.size(), false);

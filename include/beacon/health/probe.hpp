@@ -80,8 +80,8 @@ std::unique_ptr<Probe> make_haproxy_connection_counter(const boost::asio::any_io
                                                        std::vector<std::string> frontends = {});
 
 struct FrontendConnections {
-  std::uint64_t current = 0;  // sum of scur over the counted FRONTEND rows
-  std::size_t frontends = 0;  // rows counted
+  std::uint64_t current = 0;         // sum of scur over the counted FRONTEND rows
+  std::size_t frontends = 0;         // rows counted
   std::vector<std::string> missing;  // names of `only` with no FRONTEND row
 };
 // Parses a "show stat" answer, counting the FRONTEND rows whose pxname is in

@@ -321,8 +321,7 @@ TEST_F(Commands, UnknownGroupIsRefusedByEveryCommand) {
     SCOPED_TRACE(req.dump());
     auto r = call(req);
     EXPECT_FALSE(r["ok"].get<bool>());
-    EXPECT_NE(r["error"].get<std::string>().find("unknown group 'nosuch'"), std::string::npos)
-        << r;
+    EXPECT_NE(r["error"].get<std::string>().find("unknown group 'nosuch'"), std::string::npos) << r;
   }
   EXPECT_EQ(applies_, 0);
   EXPECT_TRUE(store_.entries().empty());
