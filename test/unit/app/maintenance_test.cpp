@@ -591,7 +591,7 @@ TEST(MaintenanceConfig, StateDirAndDrainSocket) {
         Bad{"[drain]\nfrontends = []\n",
             "t.toml:2:13: drain.frontends: must name at least one frontend"},
         Bad{"[drain]\nfrontends = [\"fe\", 1]\n",
-            "t.toml:2:21: drain.frontends[1]: expected a frontend name (a string), got an "
+            "t.toml:2:20: drain.frontends[1]: expected a frontend name (a string), got an "
             "integer"},
         Bad{"[drain]\nfrontends = [\"\"]\n", "t.toml:2:14: drain.frontends[0]: must not be empty"},
         Bad{"[drain]\nfrontends = [\"fe x\"]\n",
