@@ -221,7 +221,8 @@ Table groups_table(const json& groups, const Style& style) {
       if (from != "-" && from != "health") {
         origin = " (" + from + ")";
         const std::string why = text(*it, "reason");
-        if (why != "-" && !why.empty()) reason = from + ": " + why;
+        // SIGNAL names the source already; the reason is that hold's own.
+        if (why != "-" && !why.empty()) reason = why;
       }
     }
     const std::string hold = text(*src, "hold");

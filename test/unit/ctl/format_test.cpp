@@ -87,7 +87,7 @@ TEST(Format, GroupsTableShowsTheSignalSentUnderMaintenance) {
                                     {"sessions", 2}}}}});
   const std::string t = format_groups_table(groups);
   EXPECT_NE(t.find("admin-down diag 7 (maintenance)"), std::string::npos) << t;
-  EXPECT_NE(t.find("maintenance: patching"), std::string::npos) << t;
+  EXPECT_NE(t.find("(maintenance)  patching\n"), std::string::npos) << t;
   EXPECT_EQ(t.find("none"), std::string::npos) << t;
   // Without "signal" (an older daemon) the health decision is shown.
   groups[0].erase("signal");
