@@ -45,6 +45,7 @@
 #include <cstring>
 #include <exception>
 #include <functional>
+#include <future>
 #include <iostream>
 #include <memory>
 #include <stdexcept>
@@ -209,7 +210,7 @@ int serve(const config::Config& cfg, const std::string& config_path, const sigse
     log->error("startup failed: health checks: {}", e.what());
     return 1;
   }
-  register_health_commands(dispatcher, *health);
+  register_health_commands(dispatcher, *health, [&engine] { return engine.view()->sessions; });
   ConnectionSampler connections(ops, connection_source(cfg), log);
   register_maintenance_commands(dispatcher, maintenance, connections, cfg,
                                 MaintenanceDeps{[&engine](std::vector<engine::MaintenanceScope> m) {
@@ -277,8 +278,7 @@ int serve(const config::Config& cfg, const std::string& config_path, const sigse
   // The sockets are bound by now: READY=1 follows the first verdicts.
   asio::post(ops, [&health, &systemd, &connections, &maintenance, &metrics] {
     // A drain recorded in the state file is still in progress.
-    connections.set_draining(std::any_of(maintenance.entries().begin(), maintenance.entries().end(),
-                                         [](const MaintenanceEntry& e) { return e.drain; }));
+    resume_drains(connections, maintenance);
     health->start();
     systemd.start(*health);
     metrics.start();
@@ -326,14 +326,17 @@ int serve(const config::Config& cfg, const std::string& config_path, const sigse
   // shutdown signal.
   engine.disarm_failsafe();
   if (ops_failed.load()) {
+    // The ops thread has ended: joined, the configuration reloads kept is
+    // safe to read here (a reload may have changed shutdown_signal).
+    ops_thread.join();
+    const core::Hold signal = reloader->running().daemon.shutdown_signal;
     systemd.stopping("stopping: ops loop failed; signalling peers (" +
-                     std::string(core::hold_name(cfg.daemon.shutdown_signal)) + ")");
+                     std::string(core::hold_name(signal)) + ")");
     log->critical(
         "control socket and health checks are dead: sending the shutdown signal ({}) to every "
         "peer and exiting with status {} (ops loop failure) so the supervisor restarts "
         "bfd-beacon",
-        core::hold_name(cfg.daemon.shutdown_signal), kExitOpsLoopFailed);
-    ops_thread.join();
+        core::hold_name(signal), kExitOpsLoopFailed);
     // Nothing runs on `ops` any more: tear down on this thread.
     health.reset();
     connections.stop();
@@ -342,10 +345,23 @@ int serve(const config::Config& cfg, const std::string& config_path, const sigse
     log->info("stopped (ops loop failure, exit status {})", kExitOpsLoopFailed);
     return kExitOpsLoopFailed;
   }
+  // The signal of the configuration in force, which a reload may have
+  // changed; reloads run on the ops loop, so it is read there. Should the
+  // loop not answer (it failed just now), the start-up value is named.
+  core::Hold signal = cfg.daemon.shutdown_signal;
+  {
+    auto current = std::make_shared<std::promise<core::Hold>>();
+    std::future<core::Hold> answer = current->get_future();
+    asio::post(ops, [current, &reloader] {
+      current->set_value(reloader->running().daemon.shutdown_signal);
+    });
+    if (answer.wait_for(std::chrono::seconds(2)) == std::future_status::ready) {
+      signal = answer.get();
+    }
+  }
   log->info("received {}, shutting down (signal to peers: {})", strsignal(sig),
-            core::hold_name(cfg.daemon.shutdown_signal));
-  systemd.stopping("stopping: signalling peers (" +
-                   std::string(core::hold_name(cfg.daemon.shutdown_signal)) + ")");
+            core::hold_name(signal));
+  systemd.stopping("stopping: signalling peers (" + std::string(core::hold_name(signal)) + ")");
   asio::post(ops, [&] {
     metrics.stop();
     health->stop();

@@ -2,6 +2,8 @@
 #include "beacon/app/health_wiring.hpp"
 
 #include <chrono>
+#include <optional>
+#include <tuple>
 #include <utility>
 
 namespace beacon::app {
@@ -66,27 +68,74 @@ json checks_to_json(const std::vector<health::CheckStatus>& checks) {
   return out;
 }
 
-json groups_to_json(const std::vector<health::GroupStatus>& groups) {
+json groups_to_json(const std::vector<health::GroupStatus>& groups,
+                    const std::vector<engine::SessionSnapshot>* sessions) {
   json out = json::array();
   for (const auto& g : groups) {
-    out.push_back(json{{"name", g.name},
-                       {"verdict", health::verdict_name(g.decision.verdict)},
-                       {"hold", core::hold_name(g.decision.hold)},
-                       {"diag", g.decision.diag},
-                       {"reason", g.decision.reason},
-                       {"checks", g.checks}});
+    json j{{"name", g.name},
+           {"verdict", health::verdict_name(g.decision.verdict)},
+           {"hold", core::hold_name(g.decision.hold)},
+           {"diag", g.decision.diag},
+           {"reason", g.decision.reason},
+           {"checks", g.checks}};
+    if (sessions != nullptr) j["signal"] = group_signal_json(g.name, *sessions);
+    out.push_back(std::move(j));
   }
   return out;
 }
 
-void register_health_commands(ctl::Dispatcher& d, health::HealthManager& health) {
+json group_signal_json(const std::string& group,
+                       const std::vector<engine::SessionSnapshot>& sessions) {
+  // The hold the engine applies is the strongest over every source (health,
+  // operator maintenance, set-state, fail-safe), so the health decision alone
+  // can say "none" while maintenance holds the group AdminDown.
+  std::optional<std::tuple<core::Hold, std::uint8_t, engine::HoldSource, std::string>> first;
+  bool mixed = false;
+  std::size_t n = 0;
+  for (const auto& s : sessions) {
+    if (s.group != group) continue;
+    ++n;
+    const std::uint8_t diag = s.hold == core::Hold::None ? 0 : s.local_diag;
+    const engine::HoldSource src =
+        s.hold == core::Hold::None ? engine::HoldSource::Admin : s.hold_source;
+    const std::string reason = s.hold == core::Hold::None ? "" : s.hold_reason;
+    auto cur = std::make_tuple(s.hold, diag, src, reason);
+    if (!first) {
+      first = std::move(cur);
+    } else if (std::get<0>(*first) != s.hold || std::get<1>(*first) != diag) {
+      mixed = true;
+    }
+  }
+  json j{{"sessions", n}};
+  if (!first) {
+    j["hold"] = nullptr;  // no session in the group: nothing is sent
+    return j;
+  }
+  if (mixed) {
+    j["hold"] = "mixed";
+    return j;
+  }
+  const auto& [hold, diag, src, reason] = *first;
+  j["hold"] = core::hold_name(hold);
+  if (hold != core::Hold::None) {
+    j["diag"] = diag;
+    j["source"] = engine::hold_source_name(src);
+    j["reason"] = reason;
+  }
+  return j;
+}
+
+void register_health_commands(ctl::Dispatcher& d, health::HealthManager& health,
+                              SessionsFn sessions) {
   d.add("checks", {[&health](const json&) {
                      return json{{"checks", checks_to_json(health.checks())}};
                    },
                    {},
                    ctl::Access::Read});
-  d.add("groups", {[&health](const json&) {
-                     return json{{"groups", groups_to_json(health.groups())}};
+  d.add("groups", {[&health, sessions = std::move(sessions)](const json&) {
+                     if (!sessions) return json{{"groups", groups_to_json(health.groups())}};
+                     const auto live = sessions();
+                     return json{{"groups", groups_to_json(health.groups(), &live)}};
                    },
                    {},
                    ctl::Access::Read});

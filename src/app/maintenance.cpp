@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "beacon/util/errno_text.hpp"
+#include "beacon/util/file_read.hpp"
 
 namespace beacon::app {
 namespace {
@@ -39,30 +40,17 @@ constexpr std::size_t kMaxStateFile = 1024 * 1024;  // a few entries; refuse any
 
 MaintenanceIo::ReadResult read_file(const std::string& path) {
   MaintenanceIo::ReadResult r;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT || errno == ENOTDIR) return r;  // no file, no directory
-    r.exists = true;
-    r.error = "open " + path + ": " + errno_text(errno);
-    return r;
+  util::SmallFile f = util::read_small_file(path, kMaxStateFile);
+  if (f.error != 0 && f.at_open && (f.error == ENOENT || f.error == ENOTDIR)) {
+    return r;  // no file, no directory
   }
   r.exists = true;
-  char buf[8192];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n == 0) break;
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      r.error = "read " + path + ": " + errno_text(errno);
-      break;
-    }
-    r.content.append(buf, static_cast<std::size_t>(n));
-    if (r.content.size() > kMaxStateFile) {
-      r.error = "read " + path + ": larger than 1 MiB";
-      break;
-    }
+  if (f.too_large) {
+    r.error = "read " + path + ": larger than 1 MiB";
+  } else if (f.error != 0) {
+    r.error = (f.at_open ? "open " : "read ") + path + ": " + errno_text(f.error);
   }
-  ::close(fd);
+  r.content = std::move(f.content);
   return r;
 }
 
@@ -225,9 +213,10 @@ std::optional<std::vector<MaintenanceEntry>> decode_state_file(std::string_view 
 }
 
 std::string maintenance_reason_text(const MaintenanceEntry& e) {
-  std::string text = "maintenance";
+  // A drain restored from the state file is still a drain, and says where
+  // it came from like plain maintenance does.
+  std::string text = e.drain ? "drain" : "maintenance";
   if (e.origin == MaintenanceOrigin::StateFile) text += " (state file)";
-  if (e.drain) text = "drain";
   text += " by " + e.user;
   if (!e.reason.empty()) text += ": " + e.reason;
   return text;

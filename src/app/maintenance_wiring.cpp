@@ -62,8 +62,11 @@ std::vector<std::string> known_groups(const config::Config& cfg) {
   return out;
 }
 
-// "all" or a group the configuration knows.
-std::string parse_scope(const json& req, const config::Config& cfg) {
+// "all" or a group the configuration knows; `entries` (turning off): a scope
+// still in maintenance is accepted too, so maintenance of a group a reload
+// removed can always be ended.
+std::string parse_scope(const json& req, const config::Config& cfg,
+                        const std::vector<MaintenanceEntry>& entries = {}) {
   auto it = req.find("group");
   if (it == req.end()) return "all";
   if (!it->is_string()) throw ctl::RequestError("field 'group' must be a string");
@@ -71,7 +74,9 @@ std::string parse_scope(const json& req, const config::Config& cfg) {
   if (g.empty()) throw ctl::RequestError("field 'group' must not be empty");
   if (g == "all") throw ctl::RequestError("give no group for all sessions ('all' is not a group)");
   const auto known = known_groups(cfg);
-  if (std::find(known.begin(), known.end(), g) == known.end()) {
+  const bool held = std::any_of(entries.begin(), entries.end(),
+                                [&](const MaintenanceEntry& e) { return e.scope == g; });
+  if (!held && std::find(known.begin(), known.end(), g) == known.end()) {
     std::string list;
     for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
     throw ctl::RequestError("unknown group '" + g.substr(0, 64) + "' (known: " + list + ")");
@@ -111,11 +116,12 @@ std::string scope_text(const std::string& scope) {
 
 ConnectionSource connection_source(const config::Config& cfg) {
   if (!cfg.drain.haproxy_socket.empty()) {
-    return {cfg.drain.haproxy_socket, "[drain] haproxy_socket"};
+    return {cfg.drain.haproxy_socket, "[drain] haproxy_socket", cfg.drain.frontends};
   }
   for (const auto& c : cfg.checks) {
-    if (c.type == config::CheckType::HaproxySocket && !c.socket.empty())
-      return {c.socket, "check " + c.name};
+    if (c.type == config::CheckType::HaproxySocket && !c.socket.empty()) {
+      return {c.socket, "check " + c.name, cfg.drain.frontends};
+    }
   }
   return {};
 }
@@ -158,7 +164,7 @@ struct ConnectionSampler::Impl : std::enable_shared_from_this<Impl> {
   void query() {
     if (!probe) {
       probe = health::make_haproxy_connection_counter(ops.get_executor(), owner->source_.socket,
-                                                      kQueryTimeout);
+                                                      kQueryTimeout, owner->source_.frontends);
     }
     running = true;
     const auto started = SteadyClock::now();
@@ -209,6 +215,17 @@ void ConnectionSampler::set_draining(bool on) {
   if (on) impl_->kick();
 }
 
+bool ConnectionSampler::draining() const {
+  return impl_->owner != nullptr && impl_->draining;
+}
+
+bool resume_drains(ConnectionSampler& sampler, const MaintenanceStore& store) {
+  const bool any = std::any_of(store.entries().begin(), store.entries().end(),
+                               [](const MaintenanceEntry& e) { return e.drain; });
+  sampler.set_draining(any);
+  return any;
+}
+
 void ConnectionSampler::stop() {
   if (!impl_ || impl_->owner == nullptr) return;
   impl_->owner = nullptr;
@@ -222,7 +239,11 @@ json drain_status_json(const ConnectionSampler& sampler,
   json drains = json::array();
   for (const auto& e : entries) {
     if (!e.drain) continue;
-    drains.push_back(json{{"scope", e.scope}, {"started", e.drain_started}, {"reason", e.reason}});
+    // origin "state-file": a drain restored after a restart, still counted.
+    drains.push_back(json{{"scope", e.scope},
+                          {"started", e.drain_started},
+                          {"reason", e.reason},
+                          {"origin", origin_name(e.origin)}});
   }
   json out{{"draining", !drains.empty()}, {"drains", std::move(drains)}};
   out["now"] = rfc3339_utc(now);
@@ -233,9 +254,19 @@ json drain_status_json(const ConnectionSampler& sampler,
     return out;
   }
   const ConnectionSource& src = sampler.source();
+  std::string method = "show stat: current sessions (scur) summed over ";
+  if (src.frontends.empty()) {
+    method += "every frontend";
+  } else {
+    method += "frontends ";
+    for (std::size_t i = 0; i < src.frontends.size(); ++i) {
+      method += (i == 0 ? "" : ", ") + src.frontends[i];
+    }
+  }
   out["source"] = json{{"socket", src.socket},
                        {"from", src.how},
-                       {"method", "show stat: current sessions (scur) summed over the frontends"}};
+                       {"frontends", src.frontends.empty() ? json("all") : json(src.frontends)},
+                       {"method", method}};
   const auto& last = sampler.last();
   // A count older than this was taken while nobody was watching (the sampler
   // idles): a fresh one is on its way.
@@ -305,7 +336,7 @@ void register_maintenance_commands(ctl::Dispatcher& d, MaintenanceStore& store,
     return apply(scope, ch, "on", hr);
   };
   auto turn_off = [&store, &cfg, apply](const json& req) {
-    const std::string scope = parse_scope(req, cfg);
+    const std::string scope = parse_scope(req, cfg, store.entries());
     auto ch = store.set_off(scope);
     if (ch.refused) {
       throw ctl::RequestError(

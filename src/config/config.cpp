@@ -3,14 +3,13 @@
 // Runs on the ops side (start-up, reload, --check-config). load_string and
 // load_file never throw: syntax errors, bad values, unknown keys and I/O
 // failures all become ConfigError entries, sorted by position.
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <exception>
 
+#include "beacon/util/errno_text.hpp"
+#include "beacon/util/file_read.hpp"
 #include "config_impl.hpp"
 #include "config_sections.hpp"
 
@@ -79,7 +78,7 @@ LoadResult finish(Config config, Diagnostics& diag) {
 }
 
 // Config files are small; refuse anything absurd rather than read it.
-constexpr off_t kMaxFileSize = 16 * 1024 * 1024;
+constexpr std::size_t kMaxFileSize = 16 * 1024 * 1024;
 
 }  // namespace
 
@@ -112,46 +111,15 @@ LoadResult load_string(std::string_view text, std::string_view source_name) {
 }
 
 LoadResult load_file(const std::string& path) {
-  auto fail = [&](std::string_view what, int err) {
+  const util::SmallFile f = util::read_small_file(path, kMaxFileSize);
+  if (f.error != 0) {
     LoadResult r;
-    r.errors.push_back(ConfigError{path, 0, 0, std::string(what) + ": " + std::strerror(err)});
+    r.errors.push_back(ConfigError{
+        path, 0, 0,
+        std::string(f.at_open ? "cannot open" : "cannot read") + ": " + util::errno_text(f.error)});
     return r;
-  };
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fail("cannot open", errno);
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return fail("cannot open", err);
   }
-  if (S_ISDIR(st.st_mode)) {
-    ::close(fd);
-    return fail("cannot open", EISDIR);
-  }
-  if (st.st_size > kMaxFileSize) {
-    ::close(fd);
-    return fail("cannot read", EFBIG);
-  }
-  std::string text;
-  char buf[8192];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n == 0) break;
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      return fail("cannot read", err);
-    }
-    text.append(buf, static_cast<std::size_t>(n));
-    if (text.size() > static_cast<std::size_t>(kMaxFileSize)) {
-      ::close(fd);
-      return fail("cannot read", EFBIG);
-    }
-  }
-  ::close(fd);
-  return load_string(text, path);
+  return load_string(f.content, path);
 }
 
 }  // namespace beacon::config

@@ -123,6 +123,8 @@ bool is_link_local(const boost::asio::ip::address& a);
 bool valid_interface_name(std::string_view name);
 // Group names: 1..64 of [A-Za-z0-9_.-]; they appear in bfdctl and metrics.
 bool valid_group_name(std::string_view name);
+// HAProxy proxy (frontend / backend) names: 1..255 of [A-Za-z0-9_.:-].
+bool valid_proxy_name(std::string_view name);
 // ifindex of an existing interface, 0 if unknown (resolved again at start).
 unsigned interface_index(const std::string& name);
 

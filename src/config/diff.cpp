@@ -61,6 +61,14 @@ NamedDiff diff_named(const std::vector<Spec>& old, const std::vector<Spec>& next
   return d;
 }
 
+// ["a", "b"], or "all" for an empty list (every frontend).
+std::string name_list(const std::vector<std::string>& names) {
+  if (names.empty()) return "all";
+  std::string out = "[";
+  for (const auto& n : names) out += (out.size() > 1 ? ", " : "") + quoted(n);
+  return out + "]";
+}
+
 // One setting the running daemon keeps until a restart.
 struct RestartRow {
   const char* name;
@@ -78,6 +86,7 @@ const std::vector<RestartRow>& restart_rows() {
       {"[daemon] metrics_listen", [](const Config& c) { return quoted(c.daemon.metrics_listen); }},
       {"[daemon] state_dir", [](const Config& c) { return quoted(c.daemon.state_dir); }},
       {"[drain] haproxy_socket", [](const Config& c) { return quoted(c.drain.haproxy_socket); }},
+      {"[drain] frontends", [](const Config& c) { return name_list(c.drain.frontends); }},
       {"[engine] cpu", [](const Config& c) { return opt_cpu(c.engine.cpu); }},
       {"[engine] realtime_priority",
        [](const Config& c) { return std::to_string(c.engine.realtime_priority); }},
@@ -233,6 +242,7 @@ Config effective_after_reload(const Config& running, const Config& next) {
   c.daemon.control_socket = running.daemon.control_socket;
   c.engine = running.engine;
   c.health = running.health;
+  c.drain = running.drain;  // the connection sampler is built once, at start
   return c;
 }
 

@@ -119,15 +119,6 @@ std::optional<std::string> read_url(TableReader& r) {
   return url;
 }
 
-// HAProxy proxy names: letters, digits, '-', '_', '.', ':'.
-bool valid_backend_name(std::string_view name) {
-  if (name.empty() || name.size() > 255) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_' || c == '.' || c == ':';
-  });
-}
-
 // command = ["/usr/local/bin/check", "--quick"]: a non-empty array of
 // strings; argv[0] is an absolute path or a plain name looked up in PATH.
 std::optional<std::vector<std::string>> read_command(TableReader& r) {
@@ -200,7 +191,7 @@ void read_haproxy_socket(CheckKeyReader& k) {
   k.require("socket", "\"/run/haproxy/admin.sock\"");
   if (auto p = read_path(r, "socket", kMaxSocketPath)) k.c.socket = *p;
   if (auto b = r.get_string("backend")) {
-    if (!valid_backend_name(*b)) {
+    if (!valid_proxy_name(*b)) {
       r.diag().error(pos_of(r, "backend"),
                      "check.backend: \"" + *b +
                          "\" is not a valid HAProxy backend name (1-255 of A-Z a-z 0-9 - _ . :)");
@@ -597,6 +588,15 @@ void load_group(const toml::table& t, Config& config, Diagnostics& diag,
 }
 
 }  // namespace
+
+// HAProxy proxy names: letters, digits, '-', '_', '.', ':'.
+bool valid_proxy_name(std::string_view name) {
+  if (name.empty() || name.size() > 255) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.' || c == ':';
+  });
+}
 
 void load_checks(const toml::array& checks, Config& config, Diagnostics& diag) {
   std::vector<CheckName> seen;

@@ -102,6 +102,57 @@ void load_daemon(const toml::table& table, Config& config, Diagnostics& diag) {
   r.report_unknown();
 }
 
+namespace {
+
+// frontends = ["fe_http", "fe_tls"]: a non-empty array of distinct HAProxy
+// proxy names (a name that is not one could never match a row).
+void load_drain_frontends(TableReader& r, DrainConfig& drain) {
+  const toml::node* n = r.find("frontends");
+  if (n == nullptr) return;
+  const auto* arr = n->as_array();
+  if (arr == nullptr) {
+    r.diag().error(position_of(*n),
+                   "drain.frontends: expected an array of HAProxy frontend names, e.g. "
+                   "[\"fe_http\"], got " +
+                       std::string(type_name(n->type())));
+    return;
+  }
+  if (arr->empty()) {
+    r.diag().error(position_of(*n),
+                   "drain.frontends: must name at least one frontend (leave the key out to "
+                   "count every frontend)");
+    return;
+  }
+  std::vector<std::string> names;
+  bool ok = true;
+  for (std::size_t i = 0; i < arr->size(); ++i) {
+    const toml::node& e = *arr->get(i);
+    const std::string where = "drain.frontends[" + std::to_string(i) + "]: ";
+    const auto* s = e.as_string();
+    if (s == nullptr) {
+      r.diag().error(position_of(e), where + "expected a frontend name (a string), got " +
+                                         std::string(type_name(e.type())));
+      ok = false;
+    } else if (s->get().empty()) {
+      r.diag().error(position_of(e), where + "must not be empty");
+      ok = false;
+    } else if (!valid_proxy_name(s->get())) {
+      r.diag().error(position_of(e), where + "\"" + s->get() +
+                                         "\" is not a valid HAProxy frontend name (1-255 of "
+                                         "A-Z a-z 0-9 - _ . :)");
+      ok = false;
+    } else if (std::find(names.begin(), names.end(), s->get()) != names.end()) {
+      r.diag().error(position_of(e), where + "frontend \"" + s->get() + "\" is listed twice");
+      ok = false;
+    } else {
+      names.push_back(s->get());
+    }
+  }
+  if (ok) drain.frontends = std::move(names);
+}
+
+}  // namespace
+
 void load_drain(const toml::table& table, Config& config, Diagnostics& diag) {
   TableReader r(table, "drain", diag);
   if (auto path = r.get_string("haproxy_socket")) {
@@ -113,6 +164,7 @@ void load_drain(const toml::table& table, Config& config, Diagnostics& diag) {
       config.drain.haproxy_socket = *path;
     }
   }
+  load_drain_frontends(r, config.drain);
   r.report_unknown();
 }
 

@@ -133,34 +133,6 @@ std::string str(const json& j, const char* key, const std::string& fallback = "-
   return it->dump();
 }
 
-std::string paint(const std::string& text, const char* code, bool color) {
-  if (!color) return text;
-  return std::string("\x1b[") + code + "m" + text + "\x1b[0m";
-}
-
-// Cells with an SGR code each (nullptr: plain), laid out by the shared Table,
-// which measures cells without their escapes.
-struct ColourTable {
-  std::vector<std::vector<std::string>> rows;
-  std::vector<std::vector<const char*>> colors;
-  void add(std::vector<std::string> r, std::vector<const char*> c = {}) {
-    c.resize(r.size(), nullptr);
-    rows.push_back(std::move(r));
-    colors.push_back(std::move(c));
-  }
-  std::string render(bool color) const {
-    Table t;
-    for (std::size_t k = 0; k < rows.size(); ++k) {
-      std::vector<std::string> cells;
-      for (std::size_t i = 0; i < rows[k].size(); ++i) {
-        cells.push_back(colors[k][i] ? paint(rows[k][i], colors[k][i], color) : rows[k][i]);
-      }
-      t.add(std::move(cells));
-    }
-    return t.render();
-  }
-};
-
 std::string seconds_text(double s) {
   if (s < 0) s = 0;
   std::ostringstream o;
@@ -177,10 +149,10 @@ std::string ms_text(std::chrono::milliseconds d) {
   return seconds_text(std::chrono::duration<double>(d).count());
 }
 
-const char* signal_color(const std::string& s) {
-  if (s == "up") return "32";
-  if (s == "mixed" || s == "init") return "33";
-  return "31";
+Colour signal_colour(const std::string& s) {
+  if (s == "up") return Colour::Green;
+  if (s == "mixed" || s == "init") return Colour::Yellow;
+  return Colour::Red;
 }
 
 std::string maintenance_line(const json& m) {
@@ -201,7 +173,16 @@ std::string connections_text(const json& d) {
   if (d.contains("age_ms") && d["age_ms"].is_number()) {
     t += " (counted " + std::to_string(d["age_ms"].get<double>() / 1000.0).substr(0, 4) + "s ago";
     if (d.contains("source") && d["source"].is_object()) {
-      t += " on " + str(d["source"], "socket") + " via " + str(d["source"], "from");
+      const json& src = d["source"];
+      t += " on " + str(src, "socket") + " via " + str(src, "from");
+      // Only a restricted count ([drain] frontends) is worth a mention.
+      if (auto f = src.find("frontends"); f != src.end() && f->is_array()) {
+        std::string names;
+        for (const auto& n : *f) {
+          if (n.is_string()) names += (names.empty() ? "" : ",") + n.get<std::string>();
+        }
+        if (!names.empty()) t += ", frontends " + names;
+      }
     }
     t += ")";
   }
@@ -375,18 +356,20 @@ std::string DrainProgress::line(double elapsed, std::uint64_t target) const {
 // ================================================================ status
 
 std::string format_status(const json& s, bool color) {
+  const Style style{color};
   std::string out;
   const bool in = s.value("in_rotation", false);
-  out +=
-      "bfd-beacon: " + paint(in ? "IN ROTATION" : "OUT OF ROTATION", in ? "32;1" : "31;1", color) +
-      (str(s, "summary") == "in rotation" ? std::string() : " - " + str(s, "summary")) + "\n";
+  out += "bfd-beacon: " +
+         style.paint(in ? "IN ROTATION" : "OUT OF ROTATION",
+                     in ? Colour::BoldGreen : Colour::BoldRed) +
+         (str(s, "summary") == "in rotation" ? std::string() : " - " + str(s, "summary")) + "\n";
   if (s.contains("sessions")) {
     out += "sessions: " + str(s["sessions"], "up") + "/" + str(s["sessions"], "total") + " up\n";
   }
   out += "\n";
-  ColourTable g;
+  Table g;
   g.add({"GROUP", "SIGNAL", "UP/TOTAL", "VERDICT", "MAINTENANCE", "WHY NOT"});
-  ColourTable c;
+  Table c;
   c.add({"CHECK", "GROUP", "STATE", "LAST", "LATENCY", "SINCE", "REASON"});
   bool any_check = false;
   for (const auto& grp : s.value("groups", json::array())) {
@@ -406,10 +389,12 @@ std::string format_status(const json& s, bool color) {
     if (grp.contains("sessions")) {
       counts = str(grp["sessions"], "up") + "/" + str(grp["sessions"], "total");
     }
-    g.add({str(grp, "name"), signal, counts, verdict, maint, why.empty() ? "-" : why},
-          {nullptr, signal_color(signal), nullptr,
-           verdict == "healthy" ? "32" : (verdict == "-" ? nullptr : "31"),
-           maint == "-" ? nullptr : "33", nullptr});
+    const Colour verdict_c =
+        verdict == "healthy" ? Colour::Green : (verdict == "-" ? Colour::None : Colour::Red);
+    g.add({str(grp, "name"), style.paint(signal, signal_colour(signal)), counts,
+           style.paint(verdict, verdict_c),
+           style.paint(maint, maint == "-" ? Colour::None : Colour::Yellow),
+           why.empty() ? "-" : why});
     for (const auto& ch : grp.value("checks", json::array())) {
       any_check = true;
       std::string lat = "-";
@@ -421,13 +406,13 @@ std::string format_status(const json& s, bool color) {
         lat = o.str();
       }
       const std::string st = str(ch, "state");
-      c.add({str(ch, "name"), str(grp, "name"), st, str(ch, "last_status"), lat, str(ch, "since"),
-             str(ch, "last_reason")},
-            {nullptr, nullptr, st == "pass" ? "32" : "31"});
+      c.add({str(ch, "name"), str(grp, "name"),
+             style.paint(st, st == "pass" ? Colour::Green : Colour::Red), str(ch, "last_status"),
+             lat, str(ch, "since"), str(ch, "last_reason")});
     }
   }
-  out += g.render(color);
-  if (any_check) out += "\n" + c.render(color);
+  out += g.render();
+  if (any_check) out += "\n" + c.render();
   out += "\nmaintenance:";
   const json maint = s.value("maintenance", json::array());
   if (maint.empty()) {
@@ -443,7 +428,14 @@ std::string format_status(const json& s, bool color) {
   if (s.contains("drain") && s["drain"].is_object()) {
     const json& d = s["drain"];
     if (d.value("draining", false)) {
-      out += "drain: in progress, " + connections_text(d) + "\n";
+      // A drain the daemon restored from its state file after a restart.
+      bool restored = false;
+      for (const auto& x : d.value("drains", json::array())) {
+        restored = restored || (x.is_object() && str(x, "origin") == "state-file");
+      }
+      out += std::string("drain: in progress") +
+             (restored ? " (restored from the state file)" : "") + ", " + connections_text(d) +
+             "\n";
     } else {
       out += "drain: not in progress";
       if (d.contains("connections") && d["connections"].is_number()) {

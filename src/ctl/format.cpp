@@ -123,6 +123,10 @@ Table sessions_table(const json& sessions, const Style& style, bool compact) {
   for (const auto& s : sessions) {
     std::string peer = text(s, "peer");
     if (s.is_object() && s.value("multihop", false)) peer += " (mh)";
+    // Removed by a reload, still signalling until the peer acknowledges or a
+    // detection time passes: listed, and marked so it is not taken for a
+    // configured session (a replacement on the same path may sit beside it).
+    if (s.is_object() && s.value("removing", false)) peer += " (removing)";
     std::string hold = text(s, "hold");
     if (hold == "none") hold = "-";
     const Colour hold_c = hold_colour(hold);
@@ -217,12 +221,30 @@ Table groups_table(const json& groups, const Style& style) {
   if (!groups.is_array()) return t;
   for (const auto& g : groups) {
     if (!g.is_object()) continue;
-    const std::string hold = text(g, "hold");
+    // What the sessions send ("signal", over every hold source) where the
+    // daemon gives it, else the health decision's own hold (older daemons).
+    const json* src = &g;
+    std::string reason = text(g, "reason");
+    std::string origin;
+    if (auto it = g.find("signal"); it != g.end() && it->is_object()) {
+      src = &*it;
+      const std::string from = text(*it, "source");
+      if (from != "-" && from != "health") {
+        origin = " (" + from + ")";
+        const std::string why = text(*it, "reason");
+        // SIGNAL names the source already; the reason is that hold's own.
+        if (why != "-" && !why.empty()) reason = why;
+      }
+    }
+    const std::string hold = text(*src, "hold");
     std::string signal = hold;
-    if (signal != "none" && signal != "-") signal += " diag " + text(g, "diag");
+    if (signal != "none" && signal != "-" && signal != "mixed") {
+      signal += " diag " + text(*src, "diag");
+    }
+    signal += origin;
     const std::string verdict = text(g, "verdict");
     t.add({text(g, "name"), style.paint(verdict, verdict_colour(verdict)),
-           style.paint(signal, hold_colour(hold)), text(g, "reason")});
+           style.paint(signal, hold_colour(hold)), reason});
   }
   return t;
 }

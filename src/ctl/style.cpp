@@ -22,6 +22,10 @@ std::string_view sgr(Colour c) {
       return "\x1b[1m";
     case Colour::Dim:
       return "\x1b[2m";
+    case Colour::BoldGreen:
+      return "\x1b[32;1m";
+    case Colour::BoldRed:
+      return "\x1b[31;1m";
     case Colour::None:
       break;
   }

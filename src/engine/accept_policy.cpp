@@ -53,6 +53,16 @@ int AcceptPolicy::match(const boost::asio::ip::address& src, bool multihop,
   return -1;
 }
 
+void AcceptPolicy::carry_bucket(const AcceptPolicy& old, core::TimePoint now) {
+  double t = old.tokens_;
+  if (now > old.tokens_at_) {
+    t = std::min(old.burst_,
+                 t + std::chrono::duration<double>(now - old.tokens_at_).count() * old.rate_);
+  }
+  tokens_ = std::min(burst_, t);
+  tokens_at_ = std::max(now, old.tokens_at_);
+}
+
 void AcceptPolicy::adopt(int rule) {
   ++count_.at(static_cast<std::size_t>(rule));
 }

@@ -198,7 +198,12 @@ HoldResult EngineCore::Impl::set_rule(HoldSource source, const Selector& sel,
     case Selector::Kind::Group: {
       const auto members = by_group.find(sel.value);
       r.matched = members == by_group.end() ? 0 : members->second.size();
-      if (!group_known(sel.value) && hold != core::Hold::None) {
+      // A group nobody knows is refused whether the rule holds or releases:
+      // "up --group typo" must not report success while changing nothing.
+      // Releasing a rule this source still keeps for a group gone from the
+      // configuration is allowed, so such a rule can always be cleared.
+      if (!group_known(sel.value) &&
+          (hold != core::Hold::None || !holds.has_group_rule(source, sel.value))) {
         r.error = "no session in group \"" + sel.value + "\"";
         return r;
       }

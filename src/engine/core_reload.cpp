@@ -124,7 +124,9 @@ void EngineCore::Impl::replace_accepts(ReloadResult& r,
   for (const auto& a : opts.accepts) {
     ifindex.push_back(a.interface.empty() ? 0 : transport.interface_index(a.interface));
   }
-  accept.emplace(opts.accepts, std::move(ifindex), opts.passive_create_per_second, now);
+  AcceptPolicy next(opts.accepts, std::move(ifindex), opts.passive_create_per_second, now);
+  if (accept) next.carry_bucket(*accept, now);
+  accept.emplace(std::move(next));
   for (std::uint32_t id = 0; id < slots.size(); ++id) {
     if (!slots[id] || !slots[id]->dynamic) continue;
     SessionSlot& s = *slots[id];

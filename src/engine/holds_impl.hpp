@@ -7,7 +7,9 @@
 // clears the more specific rules of that source it covers, so `down --all`
 // really holds everything. The effective hold of a session is the strongest
 // over the sources (AdminDown > Down > None), with that rule's diag and
-// reason; on a tie the lower HoldSource wins.
+// reason; on a tie the lower HoldSource wins. Rules by cause combine first:
+// maintenance with a failing verdict from another source is resolved as
+// HoldCause::MaintenanceFailing (see effective()).
 #pragma once
 
 #include <array>
@@ -158,17 +160,45 @@ class HoldRules {
   }
 
   // `signals` resolve the rules given by cause (HoldCause) for this session.
+  //
+  // Maintenance from one source (operator maintenance) and a failing health
+  // verdict from another combine like a check in maintenance while another
+  // fails (HoldCause::MaintenanceFailing): maintenance wins, but a session
+  // whose unhealthy signal is Down is held Down, never the weaker AdminDown
+  // that RFC 5882-strict routers ignore. Strength alone (AdminDown > Down)
+  // would let maintenance with AdminDown keep a broken box's route there.
   EffectiveHold effective(const HoldTarget& t, const SessionSignals& signals = {}) const {
+    std::array<std::optional<Rule>, kHoldSourceSlots> found;
+    bool maintenance = false, failing = false;
+    for (std::size_t i = 0; i < rules_.size(); ++i) {
+      found[i] = lookup(rules_[i], t);
+      if (!found[i]) continue;
+      maintenance = maintenance || found[i]->cause == HoldCause::Maintenance ||
+                    found[i]->cause == HoldCause::MaintenanceFailing;
+      failing = failing || found[i]->cause == HoldCause::Unhealthy ||
+                found[i]->cause == HoldCause::MaintenanceFailing;
+    }
+    const bool combine = maintenance && failing;
     EffectiveHold best;
     for (std::size_t i = 0; i < rules_.size(); ++i) {
-      auto r = lookup(rules_[i], t);
+      auto& r = found[i];
       if (!r) continue;
+      if (combine) {
+        if (r->cause == HoldCause::Unhealthy) continue;  // maintenance covers it
+        if (r->cause == HoldCause::Maintenance) r->cause = HoldCause::MaintenanceFailing;
+      }
       const ResolvedHold h = r->resolve(signals);
       if (hold_strength(h.hold) > hold_strength(best.hold)) {
         best = EffectiveHold{h.hold, h.diag, static_cast<HoldSource>(i), r->reason};
       }
     }
     return best;
+  }
+
+  // Whether source `s` has a rule for `group` (set_group with a hold, or an
+  // explicit None under an "all" rule).
+  bool has_group_rule(HoldSource s, const std::string& group) const {
+    return rules_[index(s)].groups.count(group) != 0;
   }
 
   // Drops every rule of one source.

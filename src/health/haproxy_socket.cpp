@@ -139,12 +139,19 @@ std::optional<BackendCount> count_servers(std::string_view text, std::string_vie
 
 }  // namespace
 
-std::optional<FrontendConnections> sum_frontend_connections(std::string_view show_stat) {
+std::optional<FrontendConnections> sum_frontend_connections(std::string_view show_stat,
+                                                            const std::vector<std::string>& only) {
   FrontendConnections f;
   bool bad = false;
+  std::vector<bool> seen(only.size(), false);
   static constexpr std::array<std::string_view, 3> kCols = {"pxname", "svname", "scur"};
   const bool ok = for_each_stat_row(show_stat, kCols, [&](const auto& v) {
     if (v[1] != "FRONTEND") return;
+    if (!only.empty()) {
+      const auto it = std::find(only.begin(), only.end(), v[0]);
+      if (it == only.end()) return;
+      seen[static_cast<std::size_t>(it - only.begin())] = true;
+    }
     auto n = to_u64(v[2]);
     if (!n) {
       bad = true;
@@ -154,6 +161,9 @@ std::optional<FrontendConnections> sum_frontend_connections(std::string_view sho
     ++f.frontends;
   });
   if (!ok || bad) return std::nullopt;
+  for (std::size_t i = 0; i < only.size(); ++i) {
+    if (!seen[i]) f.missing.push_back(only[i]);
+  }
   return f;
 }
 
@@ -162,9 +172,11 @@ namespace {
 class SocketImpl : public std::enable_shared_from_this<SocketImpl>,
                    public detail::PolledRun<SocketImpl> {
  public:
+  // `frontends`: count connections (drain) over these frontends (empty:
+  // all) instead of checking a backend.
   SocketImpl(const boost::asio::any_io_executor& io, const config::CheckSpec& spec,
-             bool count_frontends = false)
-      : PolledRun(io, spec), count_frontends_(count_frontends), spec_(spec), retry_timer_(io) {}
+             std::optional<std::vector<std::string>> frontends = std::nullopt)
+      : PolledRun(io, spec), frontends_(std::move(frontends)), spec_(spec), retry_timer_(io) {}
 
   void run(ResultFn done) {
     begin_run(std::move(done));
@@ -317,7 +329,7 @@ class SocketImpl : public std::enable_shared_from_this<SocketImpl>,
     std::string conns =
         result_.current_connections ? std::to_string(*result_.current_connections) : "?";
     summary_ = "pid " + pid->second + ", " + conns + " connections";
-    if (count_frontends_) {
+    if (frontends_) {
       return query("show stat -1 1 -1\n", [this](std::string_view a) { on_frontends(a); });
     }
     if (spec_.backend.empty()) return pass(summary_ + reload_note_);
@@ -338,10 +350,17 @@ class SocketImpl : public std::enable_shared_from_this<SocketImpl>,
     pass(text + ", " + summary_ + reload_note_);
   }
 
-  // Connection counter (drain): current sessions of every frontend.
+  // Connection counter (drain): current sessions of the chosen frontends. A
+  // named frontend that HAProxy does not have fails the count: counting 0
+  // for a typo would report a drain as done while connections remain.
   void on_frontends(std::string_view answer) {
-    auto sum = sum_frontend_connections(answer);
+    auto sum = sum_frontend_connections(answer, *frontends_);
     if (!sum) return fail("unexpected answer to show stat: " + first_line(answer));
+    if (!sum->missing.empty()) {
+      std::string list;
+      for (const auto& m : sum->missing) list += (list.empty() ? "" : ", ") + m;
+      return fail("frontend not found in show stat: " + list + " ([drain] frontends)");
+    }
     result_.current_connections = sum->current;
     pass(std::to_string(sum->current) + " current connections over " +
          std::to_string(sum->frontends) + " frontends (show stat on " + spec_.socket + ")");
@@ -350,7 +369,7 @@ class SocketImpl : public std::enable_shared_from_this<SocketImpl>,
   void pass(std::string reason) { finish(Status::Pass, std::move(reason)); }
   void fail(std::string reason) { finish(Status::Fail, std::move(reason)); }
 
-  bool count_frontends_ = false;
+  std::optional<std::vector<std::string>> frontends_;
   config::CheckSpec spec_;
   asio::steady_timer retry_timer_;
   unsigned retries_ = 0;
@@ -372,14 +391,16 @@ std::unique_ptr<Probe> make_haproxy_socket_probe(const boost::asio::any_io_execu
 
 std::unique_ptr<Probe> make_haproxy_connection_counter(const boost::asio::any_io_executor& io,
                                                        const std::string& socket,
-                                                       core::Duration timeout) {
+                                                       core::Duration timeout,
+                                                       std::vector<std::string> frontends) {
   config::CheckSpec spec;
   spec.name = "drain";
   spec.type = config::CheckType::HaproxySocket;
   spec.socket = socket;
   spec.timeout = timeout;
   spec.interval = std::max(timeout, core::kOneSecond);
-  return std::make_unique<HaproxySocketProbe>(io, spec, true);
+  return std::make_unique<HaproxySocketProbe>(
+      io, spec, std::optional<std::vector<std::string>>(std::move(frontends)));
 }
 
 }  // namespace beacon::health

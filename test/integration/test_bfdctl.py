@@ -81,7 +81,8 @@ def one_check(d: Any) -> bool:
 
 def one_group(d: Any) -> bool:
     return (isinstance(d, list) and len(d) == 1 and d[0].get("name") == "web"
-            and d[0].get("verdict") == "healthy")
+            and d[0].get("verdict") == "healthy"
+            and (d[0].get("signal") or {}).get("hold") == "none")
 
 
 # Read-only commands: (args, check of the parsed --json output or None when --json is not
@@ -306,6 +307,12 @@ class Bfdctl(unittest.TestCase):
                 (["sessions", UNKNOWN_PEER, "--json"], 1),
                 (["counters", UNKNOWN_PEER], 1),
                 (["maintenance", "on", "--group", "nosuch"], 1),
+                # An unknown group is refused by every command taking --group, releasing too.
+                (["session", "set-state", "up", "--group", "nosuch"], 1),
+                (["session", "set-state", "down", "--group", "nosuch"], 1),
+                (["maintenance", "off", "--group", "nosuch"], 1),
+                (["drain", "--group", "nosuch"], 1),
+                (["undrain", "--group", "nosuch"], 1),
                 (["check-config", os.path.join(self.lb.dir, "absent.toml")], 1),
                 (["--timeout", "bogus", "sessions"], 2),
                 (["watch", "--count", "0"], 2),
@@ -316,6 +323,8 @@ class Bfdctl(unittest.TestCase):
             rc, out, err = self.run_as(False, *args)
             self.assertEqual(rc, want, f"bfdctl {' '.join(args)}: {out}{err}")
             self.assertTrue(err.strip(), f"bfdctl {' '.join(args)}: no message on stderr")
+            if "nosuch" in args:
+                self.assertIn("nosuch", err, f"bfdctl {' '.join(args)}: the group is not named")
             n += 1
         for args in (["sessions"], ["status", "--json"], ["maintenance", "on"]):
             rc, out, err = self.run_as(False, *args, socket=os.path.join(self.lb.dir, "nope.sock"))

@@ -142,6 +142,14 @@ class MaintenancePersistTest(healthlab.LabTestMixin, unittest.TestCase):
         self.assertEqual(data["maintenance"][0]["reason"], REASON)
         self.assertEqual(data["groups"][0]["maintenance"]["origin"], "state-file")
         self.assertIn(data["groups"][0]["signal"], ("down", "init", "mixed"))
+        # bfdctl groups: the health verdict is healthy, but SIGNAL is what maintenance sends.
+        groups = lb.beacon.bfdctl("groups", "--json")
+        sig = groups[0]["signal"]
+        self.assertIn(sig["hold"], ("down", "admin-down"), groups)
+        self.assertEqual(sig["source"], "maintenance", groups)
+        human = lb.beacon.bfdctl("groups", json_out=False).stdout
+        print(human, flush=True)
+        self.assertIn("(maintenance)", human)
 
         t0, t, _ = self.hl.measure(lambda: lb.beacon.bfdctl("maintenance", "off"),
                                    lambda h: lb.addr in h, timeout=10)

@@ -313,6 +313,25 @@ class ReloadTest(unittest.TestCase):
         self.assertEqual(self.beacon.session(RT_A)["counters"]["up_count"], 1)
         cap.close()
 
+    def test_shutdown_signal_after_reload(self) -> None:
+        """A reload that changes [daemon] shutdown_signal: SIGTERM sends the new signal and the
+        log line names it, not the start-up one."""
+        self.beacon = netlab.Beacon.start(self.lb, self.config())
+        self.bird.wait_bfd_state(LB_A, "Up", timeout=10)
+        cfg = self.config()
+        cfg["daemon"]["shutdown_signal"] = "admin-down"
+        self.write(cfg)
+        p, _ = self.reload()
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIsNone(self.beacon.proc.poll(), "the daemon exited")
+        self.beacon.stop()
+        text = self.beacon.log_text()
+        line = next((x for x in text.splitlines() if "shutting down (signal to peers" in x), "")
+        netlab.log(f"stop line: {line}")
+        self.assertIn("signal to peers: admin-down", line, text[-2000:])
+        netlab.wait_until(lambda: self.bird_row(LB_A)["state"] != "Up", 5,
+                          what="BIRD sees the session leave Up")
+
 
 if __name__ == "__main__":
     code = netlab.main(sys.argv[1:])

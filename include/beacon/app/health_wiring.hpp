@@ -4,6 +4,7 @@
 // bfdctl's tables for them live in ctl/format.hpp.
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -28,10 +29,23 @@ std::optional<engine::HoldCause> hold_cause(const health::GroupDecision& d);
 health::Sink make_engine_sink(engine::Engine& engine, std::shared_ptr<spdlog::logger> log);
 
 nlohmann::json checks_to_json(const std::vector<health::CheckStatus>& checks);
-nlohmann::json groups_to_json(const std::vector<health::GroupStatus>& groups);
+// With `sessions`, each group also gets "signal" (group_signal_json).
+nlohmann::json groups_to_json(const std::vector<health::GroupStatus>& groups,
+                              const std::vector<engine::SessionSnapshot>* sessions = nullptr);
+
+// What the sessions of `group` send now, over every hold source (health,
+// operator maintenance, set-state, fail-safe): {"sessions": N, "hold":
+// "none" | "down" | "admin-down" | "mixed" | null (no session), and when held
+// the same way everywhere "diag", "source" (hold source name), "reason"}.
+nlohmann::json group_signal_json(const std::string& group,
+                                 const std::vector<engine::SessionSnapshot>& sessions);
+
+using SessionsFn = std::function<std::vector<engine::SessionSnapshot>()>;
 
 // Registers "checks", "groups" and (BEACON_TEST_HOOKS builds only)
-// "debug-stall-ops" {"ms": 1..60000}. `health` must outlive `d`.
-void register_health_commands(ctl::Dispatcher& d, health::HealthManager& health);
+// "debug-stall-ops" {"ms": 1..60000}. `health` must outlive `d`. `sessions`
+// (may be empty) reads the engine's published sessions for "groups"' signal.
+void register_health_commands(ctl::Dispatcher& d, health::HealthManager& health,
+                              SessionsFn sessions = {});
 
 }  // namespace beacon::app

@@ -40,10 +40,12 @@ namespace beacon::app {
 
 // Which socket drain counts on: [drain] haproxy_socket, else the first
 // haproxy-socket [[check]]'s; `socket` "" when there is none. `how` says
-// which ("[drain] haproxy_socket", "check haproxy-sock").
+// which ("[drain] haproxy_socket", "check haproxy-sock"). `frontends`:
+// [drain] frontends, the frontends counted (empty: all).
 struct ConnectionSource {
   std::string socket;
   std::string how;
+  std::vector<std::string> frontends;
 };
 ConnectionSource connection_source(const config::Config& cfg);
 
@@ -71,6 +73,7 @@ class ConnectionSampler {
   void stop();
 
   bool available() const { return !source_.socket.empty(); }
+  bool draining() const;
   const ConnectionSource& source() const { return source_; }
   const std::optional<Sample>& last() const { return last_; }
 
@@ -81,6 +84,13 @@ class ConnectionSampler {
   std::optional<Sample> last_;
   friend struct Impl;
 };
+
+// At start-up: a drain the state file recorded is still in progress (the
+// box was withdrawn mid-drain and HAProxy may still hold connections), so
+// the sampler counts again and drain-status / status report it, restored
+// from the state file; `bfdctl drain --wait` on that scope follows the count
+// with the drain's original start. Returns whether a drain was resumed.
+bool resume_drains(ConnectionSampler& sampler, const MaintenanceStore& store);
 
 // The drain-status answer from a sampler's state (pure given `now`).
 nlohmann::json drain_status_json(const ConnectionSampler& sampler,

@@ -49,6 +49,11 @@ struct DaemonConfig {
 struct DrainConfig {
   // HAProxy runtime API socket; "" -> the first haproxy-socket [[check]]'s.
   std::string haproxy_socket;
+  // The frontends (pxname of FRONTEND rows of "show stat") whose current
+  // sessions are counted; empty -> every frontend, including one that only
+  // serves monitor-uri or stats (HAProxy's "show stat" cannot tell those
+  // apart), so name the traffic frontends when such a frontend exists.
+  std::vector<std::string> frontends;
 };
 
 // [engine]: real-time placement of the engine thread (all off by default).

@@ -15,7 +15,8 @@
 
 namespace beacon::ctl {
 
-enum class Colour { None, Green, Red, Yellow, Cyan, Bold, Dim };
+// BoldGreen / BoldRed: headlines ("IN ROTATION", "OUT OF ROTATION").
+enum class Colour { None, Green, Red, Yellow, Cyan, Bold, Dim, BoldGreen, BoldRed };
 
 struct Style {
   bool colour = false;

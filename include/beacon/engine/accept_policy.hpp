@@ -46,6 +46,11 @@ class AcceptPolicy {
   std::uint32_t count(int rule) const { return count_.at(static_cast<std::size_t>(rule)); }
   unsigned rule_ifindex(int rule) const { return ifindex_.at(static_cast<std::size_t>(rule)); }
   double tokens() const { return tokens_; }
+  // Reload: takes over the creation budget of the policy this one replaces
+  // (refilled up to `now` at the old rate, capped at this burst), so a
+  // reload never refills the bucket and cannot be used to get round
+  // passive_create_per_second; from `now` on it refills at this rate.
+  void carry_bucket(const AcceptPolicy& old, core::TimePoint now);
 
  private:
   std::vector<config::AcceptSpec> rules_;

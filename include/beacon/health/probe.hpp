@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "beacon/config/config.hpp"
 #include "beacon/core/time.hpp"
@@ -68,19 +69,24 @@ inline std::unique_ptr<Probe> make_probe(boost::asio::io_context& io,
 
 // HAProxy's current connections for drain: on the runtime socket `socket`,
 // "show info" (the probe's usual checks: Stopping, reloads), then
-// "show stat -1 1 -1" and the current sessions (scur) summed over every
-// FRONTEND row. A polled probe whose Pass result carries
-// current_connections; the same connection, retry and timeout handling as
-// the haproxy-socket check (`timeout` covers the whole run).
+// "show stat -1 1 -1" and the current sessions (scur) summed over the
+// FRONTEND rows of `frontends` (empty: every FRONTEND row). A polled probe
+// whose Pass result carries current_connections; a named frontend missing
+// from the answer is a Fail. The same connection, retry and timeout handling
+// as the haproxy-socket check (`timeout` covers the whole run).
 std::unique_ptr<Probe> make_haproxy_connection_counter(const boost::asio::any_io_executor& ex,
                                                        const std::string& socket,
-                                                       core::Duration timeout);
+                                                       core::Duration timeout,
+                                                       std::vector<std::string> frontends = {});
 
 struct FrontendConnections {
-  std::uint64_t current = 0;  // sum of scur over FRONTEND rows
-  std::size_t frontends = 0;
+  std::uint64_t current = 0;         // sum of scur over the counted FRONTEND rows
+  std::size_t frontends = 0;         // rows counted
+  std::vector<std::string> missing;  // names of `only` with no FRONTEND row
 };
-// Parses a "show stat" answer; nullopt when it is not the expected CSV.
-std::optional<FrontendConnections> sum_frontend_connections(std::string_view show_stat);
+// Parses a "show stat" answer, counting the FRONTEND rows whose pxname is in
+// `only` (empty: all); nullopt when it is not the expected CSV.
+std::optional<FrontendConnections> sum_frontend_connections(
+    std::string_view show_stat, const std::vector<std::string>& only = {});
 
 }  // namespace beacon::health

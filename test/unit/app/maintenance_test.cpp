@@ -311,6 +311,32 @@ TEST_F(Commands, BadRequestsAreRefusedWithoutChange) {
             std::string::npos);
 }
 
+// Every command taking a group refuses one the configuration does not know,
+// naming it, and changes nothing.
+TEST_F(Commands, UnknownGroupIsRefusedByEveryCommand) {
+  for (const json& req : {json{{"cmd", "maintenance"}, {"state", "on"}, {"group", "nosuch"}},
+                          json{{"cmd", "maintenance"}, {"state", "off"}, {"group", "nosuch"}},
+                          json{{"cmd", "drain"}, {"group", "nosuch"}},
+                          json{{"cmd", "undrain"}, {"group", "nosuch"}}}) {
+    SCOPED_TRACE(req.dump());
+    auto r = call(req);
+    EXPECT_FALSE(r["ok"].get<bool>());
+    EXPECT_NE(r["error"].get<std::string>().find("unknown group 'nosuch'"), std::string::npos) << r;
+  }
+  EXPECT_EQ(applies_, 0);
+  EXPECT_TRUE(store_.entries().empty());
+}
+
+// Maintenance of a group that a reload removed can still be ended.
+TEST_F(Commands, MaintenanceOfAGroupGoneFromTheConfigCanBeEnded) {
+  ASSERT_TRUE(call({{"cmd", "maintenance"}, {"state", "on"}, {"group", "web"}})["ok"].get<bool>());
+  cfg_.sessions.clear();
+  EXPECT_FALSE(call({{"cmd", "maintenance"}, {"state", "on"}, {"group", "web"}})["ok"].get<bool>());
+  auto r = call({{"cmd", "maintenance"}, {"state", "off"}, {"group", "web"}});
+  EXPECT_TRUE(r["ok"].get<bool>()) << r;
+  EXPECT_TRUE(store_.entries().empty());
+}
+
 TEST_F(Commands, OnThatCannotBeWrittenIsAppliedAndReported) {
   fs_.write_error = "rename: Read-only file system";
   auto r = call({{"cmd", "maintenance"}, {"state", "on"}, {"group", "web"}});
@@ -343,6 +369,80 @@ TEST_F(Commands, DrainWithoutCounterSaysSo) {
   EXPECT_TRUE(applied_.empty());
   st = call({{"cmd", "drain-status"}});
   EXPECT_EQ(st["draining"], false);
+}
+
+// After a restart mid-drain the drain is still a drain: counted again,
+// reported as restored from the state file, and `drain --wait` (drain on the
+// same scope, then drain-status) follows it with the original start time.
+TEST(DrainAfterRestart, ResumedFromTheStateFileAndFollowable) {
+  FakeFs fs;
+  {
+    MaintenanceStore first("/state", fs.io());
+    first.load();
+    first.set_on("all", MaintenanceCaller{1001, "alice"}, "reboot", true);
+  }
+  const std::string started = "2026-12-02T13:09:51Z";
+  fs.now += std::chrono::minutes(3);  // the daemon restarts later
+  MaintenanceStore store("/state", fs.io());
+  store.load();
+  ASSERT_EQ(store.entries().size(), 1u);
+  ASSERT_TRUE(store.entries()[0].drain);
+  EXPECT_EQ(store.scopes()[0].reason, "drain (state file) by alice: reboot");
+
+  boost::asio::io_context io;
+  ConnectionSampler sampler(io, ConnectionSource{"/run/h.sock", "[drain] haproxy_socket", {}},
+                            nullptr);
+  EXPECT_TRUE(resume_drains(sampler, store));
+  EXPECT_TRUE(sampler.draining());
+
+  config::Config cfg;
+  ctl::Dispatcher d;
+  MaintenanceDeps deps;
+  deps.set_maintenance = [](std::vector<engine::MaintenanceScope> m) {
+    return engine::HoldResult{m.size(), {}};
+  };
+  deps.sessions = [] { return std::vector<engine::SessionSnapshot>{}; };
+  deps.now = [&fs] { return fs.now; };
+  register_maintenance_commands(d, store, sampler, cfg, deps, nullptr);
+  ctl::Caller root;
+  root.credentials.known = true;
+  root.credentials.uid = 0;
+  root.user = "root";
+  auto call = [&](const json& req) { return json::parse(d.handle(req.dump(), root)); };
+
+  auto st = call({{"cmd", "drain-status"}});
+  EXPECT_EQ(st["draining"], true);
+  ASSERT_EQ(st["drains"].size(), 1u);
+  EXPECT_EQ(st["drains"][0]["origin"], "state-file");
+  EXPECT_EQ(st["drains"][0]["started"], started);
+  EXPECT_EQ(st["source"]["socket"], "/run/h.sock");  // countable: --wait can follow
+  auto status = call({{"cmd", "status"}});
+  EXPECT_EQ(status["drain"]["drains"][0]["origin"], "state-file");
+
+  auto r = call({{"cmd", "drain"}, {"reason", "reboot"}});
+  ASSERT_TRUE(r["ok"].get<bool>()) << r;
+  EXPECT_EQ(r["drain"]["draining"], true);
+  EXPECT_EQ(r["drain"]["drains"][0]["started"], started);  // the same drain, not a new one
+  EXPECT_EQ(r["drain"]["drains"][0]["origin"], "command");
+  EXPECT_TRUE(sampler.draining());
+  sampler.stop();
+}
+
+TEST(DrainAfterRestart, PlainMaintenanceIsNotADrain) {
+  FakeFs fs;
+  {
+    MaintenanceStore first("/state", fs.io());
+    first.load();
+    first.set_on("all", MaintenanceCaller{1001, "alice"}, "rack", false);
+  }
+  MaintenanceStore store("/state", fs.io());
+  store.load();
+  boost::asio::io_context io;
+  ConnectionSampler sampler(io, ConnectionSource{"/run/h.sock", "[drain] haproxy_socket", {}},
+                            nullptr);
+  EXPECT_FALSE(resume_drains(sampler, store));
+  EXPECT_FALSE(sampler.draining());
+  EXPECT_FALSE(drain_status_json(sampler, store.entries(), fs.now)["draining"].get<bool>());
 }
 
 TEST_F(Commands, StatusSaysWhyNotInRotation) {
@@ -400,6 +500,45 @@ TEST(FrontendConnections, SumsCurrentSessionsOfFrontendsOnly) {
   EXPECT_EQ(none->frontends, 0u);
 }
 
+// [drain] frontends: the monitor-uri / stats frontend the health check hits
+// is not a client connection a drain waits for.
+TEST(FrontendConnections, OnlyTheNamedFrontendsCount) {
+  const std::string csv =
+      "# pxname,svname,scur\n"
+      "fe_http,FRONTEND,3\n"
+      "fe_monitor,FRONTEND,1\n"
+      "fe_tls,FRONTEND,2\n"
+      "fe_http,BACKEND,7\n";
+  auto f = health::sum_frontend_connections(csv, {"fe_http", "fe_tls"});
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->current, 5u);
+  EXPECT_EQ(f->frontends, 2u);
+  EXPECT_TRUE(f->missing.empty());
+  // A name HAProxy does not have is reported, never counted as 0.
+  auto typo = health::sum_frontend_connections(csv, {"fe_htp", "fe_tls"});
+  ASSERT_TRUE(typo);
+  EXPECT_EQ(typo->missing, std::vector<std::string>{"fe_htp"});
+  EXPECT_EQ(health::sum_frontend_connections(csv)->current, 6u);  // default: every frontend
+}
+
+TEST(ConnectionSourceChoice, FrontendsAreShownWithTheSource) {
+  config::Config cfg;
+  cfg.drain.haproxy_socket = "/run/h.sock";
+  cfg.drain.frontends = {"fe_http", "fe_tls"};
+  EXPECT_EQ(connection_source(cfg).frontends, cfg.drain.frontends);
+  boost::asio::io_context io;
+  ConnectionSampler sampler(io, connection_source(cfg), nullptr);
+  const json d = drain_status_json(sampler, {}, std::chrono::system_clock::now());
+  EXPECT_EQ(d["source"]["frontends"], json::array({"fe_http", "fe_tls"}));
+  EXPECT_NE(d["source"]["method"].get<std::string>().find("frontends fe_http, fe_tls"),
+            std::string::npos)
+      << d.dump();
+  cfg.drain.frontends.clear();
+  ConnectionSampler all(io, connection_source(cfg), nullptr);
+  EXPECT_EQ(drain_status_json(all, {}, std::chrono::system_clock::now())["source"]["frontends"],
+            "all");
+}
+
 TEST(ConnectionSourceChoice, DrainKeyThenFirstSocketCheck) {
   config::Config cfg;
   EXPECT_EQ(connection_source(cfg).socket, "");
@@ -431,6 +570,10 @@ TEST(MaintenanceConfig, StateDirAndDrainSocket) {
   ASSERT_TRUE(r.config) << (r.errors.empty() ? "" : r.errors[0].format());
   EXPECT_EQ(r.config->daemon.state_dir, "/srv/beacon");
   EXPECT_EQ(r.config->drain.haproxy_socket, "/run/h.sock");
+  EXPECT_TRUE(r.config->drain.frontends.empty());  // default: every frontend
+  auto fe = config::load_string("[drain]\nfrontends = [\"fe_http\", \"fe_tls\"]\n", "t.toml");
+  ASSERT_TRUE(fe.config) << (fe.errors.empty() ? "" : fe.errors[0].format());
+  EXPECT_EQ(fe.config->drain.frontends, (std::vector<std::string>{"fe_http", "fe_tls"}));
   struct Bad {
     const char* text;
     const char* message;
@@ -443,6 +586,18 @@ TEST(MaintenanceConfig, StateDirAndDrainSocket) {
         Bad{"[drain]\nhaproxy_socket = \"\"\n",
             "t.toml:2:18: drain.haproxy_socket: must be a non-empty path"},
         Bad{"[drain]\nsocket = \"/x\"\n", "t.toml:2:1: unknown key \"socket\" in [drain]"},
+        Bad{"[drain]\nfrontends = \"fe\"\n",
+            "t.toml:2:13: drain.frontends: expected an array of HAProxy frontend names"},
+        Bad{"[drain]\nfrontends = []\n",
+            "t.toml:2:13: drain.frontends: must name at least one frontend"},
+        Bad{"[drain]\nfrontends = [\"fe\", 1]\n",
+            "t.toml:2:20: drain.frontends[1]: expected a frontend name (a string), got an "
+            "integer"},
+        Bad{"[drain]\nfrontends = [\"\"]\n", "t.toml:2:14: drain.frontends[0]: must not be empty"},
+        Bad{"[drain]\nfrontends = [\"fe x\"]\n",
+            "t.toml:2:14: drain.frontends[0]: \"fe x\" is not a valid HAProxy frontend name"},
+        Bad{"[drain]\nfrontends = [\"fe\", \"fe\"]\n",
+            "t.toml:2:20: drain.frontends[1]: frontend \"fe\" is listed twice"},
         Bad{"drain = 1\n", "t.toml:1:9: drain: expected a table"}}) {
     SCOPED_TRACE(b.text);
     auto e = config::load_string(b.text, "t.toml");

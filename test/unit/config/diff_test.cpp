@@ -290,6 +290,20 @@ TEST(ConfigDiff, SettingsThatNeedARestartAreReportedAndKept) {
   EXPECT_TRUE(restart_settings(base(), eff).empty());
 }
 
+// [drain] keys are read once, when the connection sampler is built.
+TEST(ConfigDiff, DrainFrontendsNeedARestart) {
+  Config next = base();
+  next.drain.frontends = {"fe_http", "fe_tls"};
+  const ConfigDiff d = diff(base(), next);
+  ASSERT_EQ(d.needs_restart.size(), 1u);
+  EXPECT_EQ(d.needs_restart[0],
+            "needs a restart: [drain] frontends changed (all -> [\"fe_http\", \"fe_tls\"]); "
+            "running with all");
+  const Config eff = effective_after_reload(base(), next);
+  EXPECT_TRUE(eff.drain.frontends.empty());
+  EXPECT_TRUE(restart_settings(base(), eff).empty());
+}
+
 TEST(ConfigDiff, LiveSettingsAreAppliedNotRestart) {
   Config next = base();
   next.daemon.log_level = "debug";

@@ -280,6 +280,16 @@ TEST(StatusFormat, TableAndMaintenanceLines) {
       << t;
   EXPECT_EQ(t.find("\x1b["), std::string::npos);
   EXPECT_NE(format_status(s, true).find("\x1b[31;1mOUT OF ROTATION"), std::string::npos);
+  // A drain restored from the state file after a restart says so.
+  s["drain"] = json::parse(R"({"draining": true, "connections": 4, "age_ms": 100,
+      "drains": [{"scope": "all", "origin": "state-file", "started": "2026-12-02T14:00:00Z"}],
+      "source": {"socket": "/run/h.sock", "from": "[drain] haproxy_socket"}})");
+  EXPECT_NE(format_status(s, false).find("drain: in progress (restored from the state file), 4 "
+                                         "current connections"),
+            std::string::npos)
+      << format_status(s, false);
+  s["drain"]["drains"][0]["origin"] = "command";
+  EXPECT_EQ(format_status(s, false).find("restored"), std::string::npos);
   // In rotation: the headline says it once.
   s["in_rotation"] = true;
   s["summary"] = "in rotation";

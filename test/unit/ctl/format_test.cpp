@@ -54,6 +54,22 @@ TEST(Format, SessionsTableShowsAuthTypeAndSigningKeyId) {
   EXPECT_NE(t.find("meticulous-keyed-sha1:12"), std::string::npos) << t;
 }
 
+// A session a reload removed is listed until it is gone, marked as such.
+TEST(Format, SessionsTableMarksARemovingSession) {
+  auto gone = testing::sample_session();
+  gone.removing = true;
+  gone.hold_reason = "removed from the configuration";
+  auto kept = testing::sample_session();
+  kept.peer = "198.18.0.9";
+  const json list = json::array({session_to_json(gone), session_to_json(kept)});
+  for (const bool compact : {false, true}) {
+    const std::string t = sessions_table(list, Style{}, compact).render();
+    EXPECT_EQ(std::count(t.begin(), t.end(), '\n'), 3) << t;
+    EXPECT_NE(t.find("198.18.0.1 (removing)"), std::string::npos) << t;
+    EXPECT_EQ(t.find("198.18.0.9 (removing)"), std::string::npos) << t;
+  }
+}
+
 TEST(Format, SessionsTableShowsHoldReasonOnlyWhenHeld) {
   auto held = testing::sample_session();
   held.hold_reason = "check haproxy: HTTP 503";
@@ -63,6 +79,29 @@ TEST(Format, SessionsTableShowsHoldReasonOnlyWhenHeld) {
   free.hold = core::Hold::None;
   t = format_sessions_table(json::array({session_to_json(free)}));
   EXPECT_EQ(t.find("check haproxy"), std::string::npos) << t;
+}
+
+// SIGNAL is what the sessions send (any hold source), not only the health
+// decision: a healthy group under operator maintenance is sending AdminDown.
+TEST(Format, GroupsTableShowsTheSignalSentUnderMaintenance) {
+  json groups = json::array({json{{"name", "web"},
+                                  {"verdict", "healthy"},
+                                  {"hold", "none"},
+                                  {"diag", 0},
+                                  {"reason", "healthy"},
+                                  {"signal",
+                                   {{"hold", "admin-down"},
+                                    {"diag", 7},
+                                    {"source", "maintenance"},
+                                    {"reason", "patching"},
+                                    {"sessions", 2}}}}});
+  const std::string t = format_groups_table(groups);
+  EXPECT_NE(t.find("admin-down diag 7 (maintenance)"), std::string::npos) << t;
+  EXPECT_NE(t.find("(maintenance)  patching\n"), std::string::npos) << t;
+  EXPECT_EQ(t.find("none"), std::string::npos) << t;
+  // Without "signal" (an older daemon) the health decision is shown.
+  groups[0].erase("signal");
+  EXPECT_NE(format_groups_table(groups).find("none"), std::string::npos);
 }
 
 TEST(Format, TableToleratesMissingAndWrongFields) {

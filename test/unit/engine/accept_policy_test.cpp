@@ -202,6 +202,30 @@ TEST(AcceptPolicy, BurstIsAtLeastOne) {
   EXPECT_EQ(zero.check(addr("198.18.0.1"), false, 2, 255, kT0).rule, 0);
 }
 
+// A reload replaces the policy: the new one keeps the old budget (refilled
+// up to the reload), so reloading cannot refill the bucket; a lower rate
+// caps it at the new burst.
+TEST(AcceptPolicy, ReloadKeepsTheBucket) {
+  const std::vector<config::AcceptSpec> rules{rule("0.0.0.0", 0, 1'000'000)};
+  AcceptPolicy p(rules, {}, 4, kT0);
+  for (int i = 0; i < 4; ++i) p.created(0);
+  EXPECT_EQ(p.tokens(), 0.0);
+  const TimePoint at = kT0 + Duration{250'000};  // one token refilled by now
+  AcceptPolicy same(rules, {}, 4, at);
+  EXPECT_EQ(same.tokens(), 4.0);  // a fresh policy starts full...
+  same.carry_bucket(p, at);
+  EXPECT_EQ(same.tokens(), 1.0);  // ...a reloaded one does not
+  EXPECT_EQ(same.check(addr("198.18.0.1"), false, 2, 255, at).rule, 0);
+  same.created(0);
+  EXPECT_EQ(same.check(addr("198.18.0.1"), false, 2, 255, at).drop, DropReason::PassiveLimit);
+  EXPECT_EQ(same.check(addr("198.18.0.1"), false, 2, 255, at + Duration{250'000}).rule, 0);
+  // A full bucket under a lower rate: capped at the new burst.
+  AcceptPolicy full(rules, {}, 4, kT0);
+  AcceptPolicy lower(rules, {}, 2, kT0);
+  lower.carry_bucket(full, kT0);
+  EXPECT_EQ(lower.tokens(), 2.0);
+}
+
 // check() decides without consuming: only created() takes a token and counts.
 TEST(AcceptPolicy, CheckConsumesNothing) {
   const std::vector<config::AcceptSpec> rules{rule("0.0.0.0", 0, 1)};

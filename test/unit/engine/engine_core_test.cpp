@@ -1228,8 +1228,9 @@ TEST_F(CoreTest, HoldReasonsAndDiagChanges) {
   EXPECT_EQ(s->state, State::Down);
 }
 
-// Selectors naming nothing are refused (and change nothing); releasing
-// nothing is fine; groups known from accept rules or [[group]] are valid.
+// Selectors naming nothing are refused (and change nothing); releasing an
+// unknown peer is fine (a passive session may have gone), an unknown group
+// is not; groups known from accept rules or [[group]] are valid.
 TEST_F(CoreTest, HoldSelectorErrors) {
   opts_.sessions.push_back(session_spec("10.0.0.1", "web"));
   opts_.accepts.push_back(accept_spec("10.0.1.0", 24, "dyn", 8));
@@ -1258,10 +1259,27 @@ TEST_F(CoreTest, HoldSelectorErrors) {
   r = core_->set_hold(HoldSource::Admin, peer_sel("10.0.0.99"), core::Hold::None, 0);
   EXPECT_EQ(r.error, "");
   EXPECT_EQ(r.matched, 0u);
+  // Releasing an unknown group is refused too, naming it: "set-state up
+  // --group typo" must not succeed while changing nothing.
   r = core_->set_hold(HoldSource::Admin, group_sel("nope"), core::Hold::None, 0);
-  EXPECT_EQ(r.error, "");
+  EXPECT_EQ(r.error, "no session in group \"nope\"");
   EXPECT_EQ(find("10.0.0.1")->hold, core::Hold::None);
   EXPECT_EQ(net_.sent.size(), before);
+}
+
+// A rule for a group that a reload removed can still be released (and only
+// by the source that set it).
+TEST_F(CoreTest, RuleOfAGroupGoneFromTheConfigCanBeReleased) {
+  opts_.sessions.push_back(session_spec("10.0.0.1", "web"));
+  opts_.declared_groups.push_back("old");
+  open();
+  ASSERT_EQ(core_->set_hold(HoldSource::Admin, group_sel("old"), core::Hold::Down, 5).error, "");
+  EngineOptions next = opts_;
+  next.declared_groups.clear();
+  core_->reload(next);
+  EXPECT_EQ(core_->set_hold(HoldSource::Health, group_sel("old"), core::Hold::None, 0).error,
+            "no session in group \"old\"");
+  EXPECT_EQ(core_->set_hold(HoldSource::Admin, group_sel("old"), core::Hold::None, 0).error, "");
 }
 
 // A hold applies to sessions created later: a passive session created by an
@@ -2546,6 +2564,30 @@ TEST_F(ReloadTest, IdentityChangeOnTheSamePathReplacesTheSession) {
 // Accept rules are replaced at once: a dynamic session still covered stays
 // (timers and group of its new rule), one no rule covers is removed with a
 // signal, and new sessions follow the new rules.
+// A reload that replaces the accept rules keeps the creation budget: the
+// burst spent just before it is not handed out again (a reload cannot be
+// used to get round passive_create_per_second).
+TEST_F(ReloadTest, AcceptReloadDoesNotRefillTheCreationBudget) {
+  opts_.passive_create_per_second = 2;
+  opts_.accepts.push_back(accept_spec("10.0.0.0", 8, "dyn", 1000));
+  open();
+  std::size_t next_peer = 100;
+  auto burst = [&](int n) {
+    for (int i = 0; i < n; ++i) deliver(add_peer(nth_peer(next_peer++)), State::Down);
+  };
+  burst(3);
+  EXPECT_EQ(core_->session_count(), 2u);
+  EngineOptions next = opts_;
+  next.accepts.push_back(accept_spec("10.1.0.0", 16, "dyn2", 10));
+  ASSERT_TRUE(reload(next).accepts_replaced);
+  burst(2);
+  EXPECT_EQ(core_->session_count(), 2u);
+  EXPECT_EQ(drops(DropReason::PassiveLimit), 3u);
+  run_for(ms(500));  // one token back at 2/s
+  burst(2);
+  EXPECT_EQ(core_->session_count(), 3u);
+}
+
 TEST_F(ReloadTest, AcceptRulesReplacedAndUncoveredDynamicSessionsRemoved) {
   opts_.accepts.push_back(accept_spec("10.0.0.0", 8, "dyn", 8, ms(100)));
   open();
@@ -2729,6 +2771,43 @@ TEST_F(SignalOverrideTest, UnhealthyAndMaintenanceWhileFailing) {
     EXPECT_EQ(find(p)->hold, core::Hold::Down) << p;
     EXPECT_EQ(find(p)->local_diag, 6) << p;
   }
+}
+
+// Operator maintenance (its own source) on an unhealthy group follows the
+// same rule as a check in maintenance while another fails: maintenance wins,
+// but a session whose unhealthy signal is Down sends Down, never the weaker
+// AdminDown of its maintenance signal (RFC 5882-strict routers keep a route
+// on AdminDown, so a broken box would stay in rotation there). 10.0.0.3
+// (unhealthy AdminDown, maintenance Down) sends its maintenance Down.
+TEST_F(SignalOverrideTest, OperatorMaintenanceNeverWeakensAnUnhealthyDown) {
+  ASSERT_EQ(
+      core_->set_hold(HoldSource::Health, group_sel("web"), HoldCause::Unhealthy, "check").error,
+      "");
+  core_->set_maintenance({MaintenanceScope{"web", "maintenance by root: patch"}});
+  for (const char* p : {"10.0.0.1", "10.0.0.2", "10.0.0.3"}) {
+    auto s = find(p);
+    EXPECT_EQ(s->hold, core::Hold::Down) << p;
+    EXPECT_EQ(s->local_diag, 6) << p;
+    EXPECT_EQ(s->hold_source, HoldSource::Maintenance) << p;
+    EXPECT_EQ(s->hold_reason, "maintenance by root: patch") << p;
+  }
+  EXPECT_EQ(wire(0), std::make_pair(State::Down, 6));
+  EXPECT_EQ(wire(2), std::make_pair(State::Down, 6));
+  // Healthy again: 10.0.0.1 sends its maintenance AdminDown.
+  ASSERT_EQ(
+      core_->set_hold(HoldSource::Health, group_sel("web"), core::Hold::None, 0, "healthy").error,
+      "");
+  EXPECT_EQ(find("10.0.0.1")->hold, core::Hold::AdminDown);
+  EXPECT_EQ(wire(0), std::make_pair(State::AdminDown, 7));
+  EXPECT_EQ(find("10.0.0.3")->hold, core::Hold::Down);
+  // Maintenance ends: back to the health verdict alone.
+  ASSERT_EQ(
+      core_->set_hold(HoldSource::Health, group_sel("web"), HoldCause::Unhealthy, "check").error,
+      "");
+  core_->set_maintenance({});
+  EXPECT_EQ(find("10.0.0.1")->hold, core::Hold::Down);
+  EXPECT_EQ(find("10.0.0.1")->hold_source, HoldSource::Health);
+  EXPECT_EQ(find("10.0.0.3")->hold, core::Hold::AdminDown);
 }
 
 // Admin holds keep their own fixed signal, override or not; the strongest

@@ -87,7 +87,7 @@ bool sample(boost::asio::io_context& io, app::ConnectionSampler& s) {
 }
 
 TEST_F(CounterTest, SamplerAnswersDrainStatusAndForgetsCountsFromBeforeADrain) {
-  app::ConnectionSampler s(io_, {lab_.socket_path(), "check sock"}, nullptr);
+  app::ConnectionSampler s(io_, {lab_.socket_path(), "check sock", {}}, nullptr);
   const int fd = connect_idle(lab_.frontend_port());
   ASSERT_GE(fd, 0);
   s.want();

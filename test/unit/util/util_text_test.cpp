@@ -1,12 +1,16 @@
 // The shared text helpers: each format is pinned because users and tests see it.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 
 #include "beacon/util/address_text.hpp"
 #include "beacon/util/duration_text.hpp"
 #include "beacon/util/errno_text.hpp"
+#include "beacon/util/file_read.hpp"
 #include "beacon/util/ifindex.hpp"
 
 namespace beacon::util {
@@ -92,6 +96,29 @@ TEST(InterfaceIndex, LoopbackAndNonsense) {
   EXPECT_EQ(interface_index("a-name-longer-than-ifnamsiz"), 0u);
   EXPECT_EQ(interface_index("nosuchif0"), 0u);
   EXPECT_EQ(interface_name(0), "");
+}
+
+// The one small-file reader of the config loader and the state file.
+TEST(SmallFile, ReadsWholeFilesAndNamesEachFailure) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("beacon-read-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string path = (dir / "f.txt").string();
+  std::ofstream(path) << std::string(10'000, 'x');
+  SmallFile f = read_small_file(path, 10'000);
+  EXPECT_EQ(f.error, 0);
+  EXPECT_EQ(f.content.size(), 10'000u);  // more than one read() buffer
+  f = read_small_file(path, 9'999);
+  EXPECT_TRUE(f.too_large);
+  EXPECT_EQ(f.error, EFBIG);
+  EXPECT_TRUE(f.content.empty());
+  f = read_small_file((dir / "none").string(), 100);
+  EXPECT_EQ(f.error, ENOENT);
+  EXPECT_TRUE(f.at_open);
+  f = read_small_file(dir.string(), 100);
+  EXPECT_EQ(f.error, EISDIR);
+  EXPECT_TRUE(f.at_open);
+  fs::remove_all(dir);
 }
 
 }  // namespace
