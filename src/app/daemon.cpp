@@ -402,6 +402,11 @@ int run_daemon(const std::vector<std::string>& args) {
     if (!a.check_config) std::cerr << "bfd-beacon: not starting: invalid configuration\n";
     return 1;
   }
+  if (std::string why = config::file_safety_problem(a.config); !why.empty()) {
+    std::cerr << a.config << ": " << why << "\n";
+    if (!a.check_config) std::cerr << "bfd-beacon: not starting: unsafe configuration file\n";
+    return 1;
+  }
   const config::Config& cfg = *loaded.config;
   if (a.check_config) {
     std::cout << a.config << ": configuration OK (" << cfg.sessions.size() << " sessions, "

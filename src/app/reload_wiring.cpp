@@ -18,7 +18,15 @@ std::unique_ptr<Reloader> make_daemon_reloader(
     std::shared_ptr<spdlog::logger> log, std::function<void()> finished) {
   ReloadHooks h;
   h.finished = std::move(finished);
-  h.load = [](const std::string& p) { return config::load_file(p); };
+  h.load = [](const std::string& p) {
+    config::LoadResult r = config::load_file(p);
+    if (r.errors.empty()) {
+      if (std::string why = config::file_safety_problem(p); !why.empty()) {
+        r.errors.push_back(config::ConfigError{p, 0, 0, why});
+      }
+    }
+    return r;
+  };
   h.engine = [&engine](const config::Config& c) { return engine.reload(c); };
   h.progress = [&engine] { return engine.reload_progress(); };
   h.health = [&health](const config::Config& c) { return health.reconfigure(c); };

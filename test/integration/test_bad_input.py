@@ -151,6 +151,20 @@ class ConfigTest(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn(path, r.stderr)
 
+    def test_writable_config_is_refused(self) -> None:
+        """A config someone else may write is refused by --check-config and at start."""
+        path = os.path.join(self.dir, "shared.toml")
+        with open(path, "w") as f:
+            f.write(GOOD_CONFIG)
+        os.chmod(path, 0o664)
+        for args in (["--check-config", "--config", path], ["--config", path]):
+            r = run_beacon_once(args)
+            self.assertEqual(r.returncode, 1, f"{args}: {r.stdout}{r.stderr}")
+            self.assertIn(f"{path}: is group- or world-writable (mode 0664)", r.stderr)
+        self.assertIn("not starting: unsafe configuration file", r.stderr)
+        os.chmod(path, 0o644)
+        self.assertEqual(run_beacon_once(["--check-config", "--config", path]).returncode, 0)
+
     def test_malformed_configs(self) -> None:  # PKT-07, PKT-08
         for name, text, expected in CONFIG_CASES:
             with self.subTest(name):

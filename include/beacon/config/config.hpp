@@ -291,6 +291,13 @@ std::string listen_address_error(std::string_view text);
 // come back in LoadResult::errors, sorted by position. A missing file gives
 // "path: cannot open: <strerror>" (line and column 0). Ops loop only.
 LoadResult load_file(const std::string& path);
+// "" when only root or the daemon's user may change the file at `path`:
+// owned by root or the effective uid, not group- or world-writable, in a
+// directory that is not group- or world-writable (unless sticky). Otherwise
+// what is wrong and how to fix it. The daemon refuses such a file at start,
+// for --check-config and on reload (the configuration decides what the
+// routers are told).
+std::string file_safety_problem(const std::string& path);
 // `source_name` is used as ConfigError::file and Config::source.
 LoadResult load_string(std::string_view text, std::string_view source_name);
 
