@@ -73,21 +73,10 @@ std::size_t digest_len(AuthType t) {
 }
 
 std::string_view config_name(AuthType t) {
-  switch (t) {
-    case AuthType::None:
-      return "none";
-    case AuthType::SimplePassword:
-      return "simple";
-    case AuthType::KeyedMd5:
-      return "keyed-md5";
-    case AuthType::MeticulousKeyedMd5:
-      return "meticulous-keyed-md5";
-    case AuthType::KeyedSha1:
-      return "keyed-sha1";
-    case AuthType::MeticulousKeyedSha1:
-      return "meticulous-keyed-sha1";
-  }
-  return "unknown";
+  // The config spells Simple Password "simple"; every other name is the wire name.
+  if (t == AuthType::SimplePassword) return "simple";
+  const std::string_view wire_name = wire::auth_type_name(t);
+  return wire_name == "auth-type-unknown" ? "unknown" : wire_name;
 }
 
 std::optional<AuthType> from_config_name(std::string_view name) {
