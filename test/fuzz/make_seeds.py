@@ -24,10 +24,11 @@ AUTH_INDEX = {  # auth_type in '# expect' -> index into kAuthTypes
 }
 
 
-def write(out: pathlib.Path, target: str, data: bytes) -> None:
+def write(out: pathlib.Path, target: str, data: bytes, name: str = "") -> None:
+    """`name` set: a named seed (vector-*, example-*) that --merge always keeps."""
     d = out / target
     d.mkdir(parents=True, exist_ok=True)
-    (d / ("seed-" + hashlib.sha1(data).hexdigest()[:16])).write_bytes(data)
+    (d / (name or "seed-" + hashlib.sha1(data).hexdigest()[:16])).write_bytes(data)
 
 
 def vectors():
@@ -35,7 +36,7 @@ def vectors():
         text = f.read_text()
         hexdata = "".join(l.strip() for l in text.splitlines() if not l.startswith("#"))
         m = re.search(r"auth_type=(\S+)", text)
-        yield bytes.fromhex(hexdata), AUTH_INDEX.get(m.group(1), 0) if m else 0
+        yield f.stem, bytes.fromhex(hexdata), AUTH_INDEX.get(m.group(1), 0) if m else 0
 
 
 def main() -> int:
@@ -43,7 +44,10 @@ def main() -> int:
         print(__doc__, file=sys.stderr)
         return 2
     out = pathlib.Path(sys.argv[1])
-    for pkt, auth in vectors():
+    for stem, pkt, auth in vectors():
+        # Each captured packet as is, to an Up session of its auth type.
+        write(out, "packet", bytes([2 | (auth << 2), 0x40]) + pkt, "vector-" + stem)
+        write(out, "auth", bytes([(auth or 4) | 0x08]) + b"\0\0\0\0" + pkt, "vector-" + stem)
         for state in range(4):
             for h1 in (0x00, 0x40):
                 h0 = state | (auth << 2)
@@ -60,7 +64,7 @@ def main() -> int:
         else:
             write(out, "auth", bytes([4, 0, 0, 0, 0]) + pkt)
     for f in sorted((ROOT / "deploy/examples").glob("*.toml")):
-        write(out, "config", f.read_bytes())
+        write(out, "config", f.read_bytes(), "example-" + f.name)
     raw = re.compile(r'R"([A-Za-z_]*)\((.*?)\)\1"', re.S)
     for f in sorted(list((ROOT / "test/unit/config").glob("*.cpp")) +
                     list((ROOT / "test/unit/app").glob("*.cpp"))):
@@ -71,7 +75,7 @@ def main() -> int:
         lines = [l[2:] for l in f.read_text().splitlines() if l.startswith("> ")]
         for l in lines:
             write(out, "ctl", l.encode())
-        write(out, "ctl", "\n".join(lines).encode())
+        write(out, "ctl", "\n".join(lines).encode(), "example-" + f.stem)
     for t in ("packet", "auth", "config", "ctl"):
         print(t, len(list((out / t).iterdir())))
     return 0
