@@ -217,9 +217,14 @@ class LinkWatcher : public std::enable_shared_from_this<LinkWatcher> {
   }
 
   void parse(const char* data, std::size_t len) {
-    int remaining = static_cast<int>(len);
-    for (auto* nh = reinterpret_cast<const nlmsghdr*>(data); NLMSG_OK(nh, remaining);
-         nh = NLMSG_NEXT(nh, remaining)) {
+    // NLMSG_OK/NLMSG_NEXT spelled out in unsigned arithmetic: the macros
+    // compare the u32 nlmsg_len with a signed length (clang's -Wsign-compare).
+    // A message must hold its header and fit in what is left; the next one
+    // starts at the aligned end, and a header that would not fit ends the walk.
+    for (std::size_t off = 0; off <= len && len - off >= sizeof(nlmsghdr);) {
+      const auto* nh = reinterpret_cast<const nlmsghdr*>(data + off);
+      if (nh->nlmsg_len < sizeof(nlmsghdr) || nh->nlmsg_len > len - off) break;
+      off += NLMSG_ALIGN(nh->nlmsg_len);
       const bool ours = dumping_ && nh->nlmsg_seq == seq_;
       switch (nh->nlmsg_type) {
         case NLMSG_DONE:
